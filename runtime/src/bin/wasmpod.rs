@@ -1,0 +1,361 @@
+//! `wasmpod`: run Kubernetes Pod manifests of WebAssembly modules.
+//!
+//! Exit codes: 0 the pod succeeded (or the command did what it was asked); 1 the pod failed;
+//! 2 bad input (manifest, module, arguments), nothing started; 125 wasmpod itself failed.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+use wasmpod::logs::LogStream;
+use wasmpod::runner::{self, RunOptions};
+use wasmpod::status::{Phase, PodStatus};
+use wasmpod::{Engine, EngineConfig, ErrorKind};
+
+#[derive(Parser)]
+#[command(
+    name = "wasmpod",
+    version,
+    about = "Run Kubernetes pods of WebAssembly modules"
+)]
+struct Cli {
+    /// Compile cache directory [default: $XDG_CACHE_HOME/wasmpod]
+    #[arg(long, global = true, env = "WASMPOD_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Log wasmpod's own debug messages to stderr (same as RUST_LOG=wasmpod=debug)
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a pod in the foreground until it ends (Ctrl-C stops it)
+    Run(RunArgs),
+    /// Check a manifest without running it
+    Validate {
+        /// The Pod manifest (YAML or JSON)
+        manifest: PathBuf,
+    },
+    /// Compile modules into the cache, so pods start warm
+    Compile {
+        /// `.wasm` files
+        #[arg(required = true)]
+        modules: Vec<PathBuf>,
+    },
+    /// Print a container's logs from a pod directory
+    Logs {
+        /// The pod directory (`wasmpod run` prints it)
+        pod_dir: PathBuf,
+        /// The container
+        #[arg(short, long)]
+        container: String,
+        /// Which run of the container (its restart count) [default: the latest]
+        #[arg(long)]
+        attempt: Option<u32>,
+        /// Prefix each line with its timestamp
+        #[arg(long)]
+        timestamps: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The Pod manifest (YAML or JSON)
+    manifest: PathBuf,
+    /// Final output: `text` prints status lines as they change; `json` prints the final
+    /// Kubernetes PodStatus on stdout (logs and status lines then go to stderr)
+    #[arg(short, long, value_enum, default_value_t = Output::Text)]
+    output: Output,
+    /// Where pod directories (volumes, logs) are kept [default: /run/wasmpod as root, else
+    /// $XDG_RUNTIME_DIR/wasmpod]
+    #[arg(long, env = "WASMPOD_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// First restart back-off delay; doubles up to 30x (Kubernetes: 10s)
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    backoff_base: Duration,
+    /// Remove the pod directory (logs included) when the pod ends
+    #[arg(long)]
+    rm: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    match real_main(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("wasmpod: {}", one_line(&e));
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Validate { manifest } => {
+            let spec = wasmpod::spec::parse_pod_file(&manifest)?;
+            println!(
+                "pod/{} is valid: {} init container(s), {} container(s)",
+                spec.name,
+                spec.init_containers.len(),
+                spec.containers.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Compile { modules } => {
+            let engine = engine(cli.cache_dir)?;
+            for module in &modules {
+                let kind = engine.precompile(module)?;
+                println!("{}: {} compiled", module.display(), kind.as_str());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Logs {
+            pod_dir,
+            container,
+            attempt,
+            timestamps,
+        } => print_logs(&pod_dir, &container, attempt, timestamps),
+        Command::Run(args) => {
+            let spec = wasmpod::spec::parse_pod_file(&args.manifest)?;
+            let engine = engine(cli.cache_dir)?;
+            let runtime = tokio::runtime::Runtime::new().context("start tokio runtime")?;
+            runtime.block_on(run(engine, spec, args))
+        }
+    }
+}
+
+async fn run(engine: Engine, spec: wasmpod::PodSpec, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let state_dir = args.state_dir.unwrap_or_else(runner::default_state_dir);
+    let dir = runner::pod_dir(&state_dir, &spec);
+    let console = Console::new(args.output == Output::Json);
+    let mut options = RunOptions::new(dir.clone());
+    options.backoff_base = args.backoff_base;
+    options.on_status = Some({
+        let console = console.clone();
+        Arc::new(move |status: &PodStatus| console.status(status))
+    });
+    options.on_log = Some({
+        let console = console.clone();
+        Arc::new(move |container: &str, stream, line: &str, _partial| {
+            console.log(container, stream, line)
+        })
+    });
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    let result = runner::run(&engine, &spec, options, shutdown).await;
+    if args.rm {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else if dir.exists() {
+        console.note(&format!("pod directory: {}", dir.display()));
+    }
+    let status = result?;
+    if args.output == Output::Json {
+        let json = serde_json::to_string_pretty(&status.to_k8s())?;
+        println!("{json}");
+    }
+    Ok(if status.phase == Phase::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Cancels `shutdown` on Ctrl-C or SIGTERM.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("stopping the pod");
+    shutdown.cancel();
+}
+
+/// Where status lines and prefixed guest output go.
+#[derive(Clone)]
+struct Console {
+    /// With `-o json`, stdout is reserved for the final status.
+    quiet_stdout: bool,
+    last: Arc<Mutex<Option<String>>>,
+}
+
+impl Console {
+    fn new(quiet_stdout: bool) -> Self {
+        Console {
+            quiet_stdout,
+            last: Arc::default(),
+        }
+    }
+
+    fn out(&self, stream: LogStream, line: &str) {
+        let result = if stream == LogStream::Stdout && !self.quiet_stdout {
+            writeln!(std::io::stdout().lock(), "{line}")
+        } else {
+            writeln!(std::io::stderr().lock(), "{line}")
+        };
+        drop(result);
+    }
+
+    fn log(&self, container: &str, stream: LogStream, line: &str) {
+        self.out(stream, &format!("[{container}] {line}"));
+    }
+
+    fn note(&self, line: &str) {
+        self.out(LogStream::Stderr, line);
+    }
+
+    /// Prints `kubectl get pods -w`-style lines, one per visible change.
+    fn status(&self, status: &PodStatus) {
+        let (ready, total) = status.ready();
+        let age = jiff::Timestamp::now().duration_since(status.start_time);
+        let key = format!(
+            "{:<24} {:<7} {:<20} {:<9}",
+            status.name,
+            format!("{ready}/{total}"),
+            status.summary(),
+            status.restarts()
+        );
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.as_deref() == Some(key.as_str()) {
+            return;
+        }
+        if last.is_none() {
+            self.out(
+                LogStream::Stdout,
+                &format!(
+                    "{:<24} {:<7} {:<20} {:<9} AGE",
+                    "NAME", "READY", "STATUS", "RESTARTS"
+                ),
+            );
+        }
+        self.out(LogStream::Stdout, &format!("{key} {}s", age.as_secs()));
+        *last = Some(key);
+    }
+}
+
+fn print_logs(
+    pod_dir: &Path,
+    container: &str,
+    attempt: Option<u32>,
+    timestamps: bool,
+) -> anyhow::Result<ExitCode> {
+    let dir = pod_dir.join("logs").join(container);
+    let attempt = match attempt {
+        Some(n) => n,
+        None => std::fs::read_dir(&dir)
+            .with_context(|| {
+                format!(
+                    "no logs for container {container:?} in {}",
+                    pod_dir.display()
+                )
+            })?
+            .filter_map(|e| {
+                e.ok()?
+                    .file_name()
+                    .to_str()?
+                    .strip_suffix(".log")?
+                    .parse()
+                    .ok()
+            })
+            .max()
+            .with_context(|| format!("no logs for container {container:?}"))?,
+    };
+    let path = dir.join(format!("{attempt}.log"));
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+    let mut out = std::io::stdout().lock();
+    for record in text.lines().filter_map(wasmpod::logs::LogRecord::parse) {
+        if timestamps {
+            write!(out, "{} ", record.time)?;
+        }
+        if record.partial {
+            write!(out, "{}", record.content)?;
+        } else {
+            writeln!(out, "{}", record.content)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn engine(cache_dir: Option<PathBuf>) -> anyhow::Result<Engine> {
+    let mut config = EngineConfig::default();
+    if cache_dir.is_some() {
+        config.cache_dir = cache_dir;
+    }
+    Ok(Engine::new(config)?)
+}
+
+/// `10s`, `250ms`, `2m`, or plain seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((text, "s"), |at| text.split_at(at));
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 10s, 250ms, 2m"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => {
+            return Err(format!(
+                "invalid duration unit {unit:?} in {text:?}: use ms, s or m"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("invalid duration {text:?}: {e}"))
+}
+
+/// Bad input (a manifest, a module) exits 2; anything else is wasmpod's own failure.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    let bad_input = e
+        .downcast_ref::<wasmpod::Error>()
+        .map(|e| matches!(e.kind(), ErrorKind::InvalidArgument | ErrorKind::NotFound))
+        .unwrap_or(false)
+        || e.downcast_ref::<wasmpod::SpecError>().is_some()
+        || e.downcast_ref::<wasmpod::engine::ImageError>().is_some();
+    if bad_input { 2 } else { 125 }
+}
+
+fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn init_tracing(verbose: bool) {
+    let default = if verbose {
+        "wasmpod=debug"
+    } else {
+        "wasmpod=warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,242 @@
+//! The process's one wasmtime [`Engine`](wasmtime::Engine), its linkers, and running a guest.
+//!
+//! One engine per process: async (every guest is a future on the tokio runtime), epoch
+//! interruption (a ticker thread advances the epoch; every store yields to the scheduler at each
+//! tick, so a spinning guest never starves its neighbours), and the pooling instance allocator.
+//! Core modules (wasip1 commands) and components (wasip2 commands) are told apart by their bytes.
+
+mod cache;
+mod image;
+mod run;
+mod store;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use cache::Compiled;
+pub use cache::{CacheStats, CompileCache};
+pub use image::{Image, ImageKind};
+pub use run::{
+    EXIT_KILLED, EXIT_START_ERROR, EXIT_TRAP, ExitReason, ExitStatus, GuestIo, Invocation, Preopen,
+};
+pub(crate) use store::StoreData;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// A module could not be read, recognised or compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// The file does not exist or cannot be read.
+    #[error("read module {path}: {source}")]
+    Read {
+        /// The module's path.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The bytes are not a WebAssembly binary.
+    #[error("{path}: not a WebAssembly module or component")]
+    NotWasm {
+        /// The module's path.
+        path: PathBuf,
+    },
+    /// wasmtime refused to compile or link it.
+    #[error("{path}: {message}")]
+    Compile {
+        /// The module's path.
+        path: PathBuf,
+        /// wasmtime's explanation, on one line.
+        message: String,
+    },
+}
+
+impl ImageError {
+    pub(crate) fn kind(&self) -> ErrorKind {
+        match self {
+            ImageError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                ErrorKind::NotFound
+            }
+            ImageError::Read { .. } => ErrorKind::Internal,
+            ImageError::NotWasm { .. } | ImageError::Compile { .. } => ErrorKind::InvalidArgument,
+        }
+    }
+}
+
+/// How the engine is set up. Every default is documented on its field.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Where compiled artifacts are kept. Default: `$XDG_CACHE_HOME/wasmpod` (or
+    /// `~/.cache/wasmpod`); `None` keeps them in memory only.
+    pub cache_dir: Option<PathBuf>,
+    /// How often the epoch advances; every running guest yields to the scheduler at each tick.
+    /// Default: 10 ms.
+    pub epoch_tick: Duration,
+    /// How many instances (and linear memories) the pooling allocator reserves room for, across
+    /// every pod of the process. Default: 1000.
+    pub pool_instances: u32,
+    /// The largest linear memory a guest may have. Default: 4 GiB.
+    pub max_memory_size: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            cache_dir: default_cache_dir(),
+            epoch_tick: Duration::from_millis(10),
+            pool_instances: 1000,
+            max_memory_size: 4 << 30,
+        }
+    }
+}
+
+/// `$XDG_CACHE_HOME/wasmpod`, else `$HOME/.cache/wasmpod`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let from_env = |var: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    from_env("XDG_CACHE_HOME")
+        .or_else(|| from_env("HOME").map(|home| home.join(".cache")))
+        .map(|base| base.join("wasmpod"))
+}
+
+/// The process's engine: wasmtime engine, linkers for both kinds of guests, compile cache and
+/// the epoch ticker. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    inner: Arc<EngineInner>,
+}
+
+struct EngineInner {
+    wasmtime: wasmtime::Engine,
+    module_linker: wasmtime::Linker<StoreData>,
+    component_linker: wasmtime::component::Linker<StoreData>,
+    cache: CompileCache,
+    /// Images this process already loaded, by cache key: restarts and further pods skip the disk.
+    images: Mutex<HashMap<String, Image>>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for EngineInner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for EngineInner {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Engine {
+    /// Builds the engine and starts its epoch ticker.
+    pub fn new(config: EngineConfig) -> Result<Self> {
+        let mut pool = wasmtime::PoolingAllocationConfig::new();
+        pool.total_core_instances(config.pool_instances)
+            .total_component_instances(config.pool_instances)
+            .total_memories(config.pool_instances)
+            .total_tables(config.pool_instances)
+            .total_stacks(config.pool_instances)
+            .max_memory_size(config.max_memory_size);
+        let mut wasm = wasmtime::Config::new();
+        wasm.epoch_interruption(true)
+            .wasm_component_model(true)
+            .allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        let wasmtime = wasmtime::Engine::new(&wasm).map_err(Error::Engine)?;
+
+        let mut module_linker = wasmtime::Linker::new(&wasmtime);
+        wasmtime_wasi::p1::add_to_linker_async(&mut module_linker, |data: &mut StoreData| {
+            &mut data.wasi
+        })
+        .map_err(Error::Engine)?;
+        let mut component_linker = wasmtime::component::Linker::new(&wasmtime);
+        wasmtime_wasi::p2::add_to_linker_async(&mut component_linker).map_err(Error::Engine)?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        spawn_ticker(wasmtime.clone(), config.epoch_tick, ticker_stop.clone())?;
+        let cache = CompileCache::new(wasmtime.clone(), config.cache_dir);
+        Ok(Engine {
+            inner: Arc::new(EngineInner {
+                wasmtime,
+                module_linker,
+                component_linker,
+                cache,
+                images: Mutex::default(),
+                ticker_stop,
+            }),
+        })
+    }
+
+    /// The compile cache.
+    pub fn cache(&self) -> &CompileCache {
+        &self.inner.cache
+    }
+
+    /// Reads, compiles (through the cache) and links the guest at `path`. Blocking: async
+    /// callers run it on a blocking thread.
+    pub fn load_image(&self, path: &Path) -> Result<Image, ImageError> {
+        let wasm = std::fs::read(path).map_err(|source| ImageError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let kind = ImageKind::detect(&wasm, path)?;
+        let cache = &self.inner.cache;
+        let key = cache.key(&wasm);
+        let images = || {
+            self.inner
+                .images
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
+        if let Some(image) = images().get(&key) {
+            cache.count_memory_hit();
+            return Ok(image.clone());
+        }
+        let image = match cache.get_or_compile(&key, &wasm, kind, path)? {
+            Compiled::Module(m) => Image::link_module(&self.inner.module_linker, &m, path)?,
+            Compiled::Component(c) => {
+                Image::link_component(&self.inner.component_linker, &c, path)?
+            }
+        };
+        images().insert(key, image.clone());
+        Ok(image)
+    }
+
+    /// Compiles `path` into the disk cache without keeping it: `wasmpod compile`.
+    pub fn precompile(&self, path: &Path) -> Result<ImageKind, ImageError> {
+        let wasm = std::fs::read(path).map_err(|source| ImageError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let kind = ImageKind::detect(&wasm, path)?;
+        let key = self.inner.cache.key(&wasm);
+        self.inner.cache.get_or_compile(&key, &wasm, kind, path)?;
+        Ok(kind)
+    }
+
+    pub(crate) fn wasmtime(&self) -> &wasmtime::Engine {
+        &self.inner.wasmtime
+    }
+}
+
+/// Advances the engine's epoch every `tick` until `stop` is set. The thread holds a clone of the
+/// engine, which only keeps its code alive; `EngineInner::drop` stops it.
+fn spawn_ticker(engine: wasmtime::Engine, tick: Duration, stop: Arc<AtomicBool>) -> Result<()> {
+    std::thread::Builder::new()
+        .name("wasmpod-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(tick);
+                engine.increment_epoch();
+            }
+        })
+        .map(drop)
+        .map_err(|e| Error::io("spawn thread", "wasmpod-epoch", e))
+}

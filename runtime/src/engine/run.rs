@@ -1,0 +1,276 @@
+//! Running one guest to its end in a fresh `Store`: the verb every container start comes to.
+
+use std::path::{Path, PathBuf};
+
+use tokio_util::sync::CancellationToken;
+use wasmtime::Store;
+use wasmtime_wasi::cli::StdoutStream;
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+
+use super::image::one_line;
+use super::{Engine, Image, StoreData};
+
+/// Everything a guest sees of the world, apart from its stdio.
+#[derive(Debug, Clone, Default)]
+pub struct Invocation {
+    /// argv, `argv[0]` included.
+    pub argv: Vec<String>,
+    /// Environment, in order.
+    pub env: Vec<(String, String)>,
+    /// Host directories preopened in the guest.
+    pub preopens: Vec<Preopen>,
+    /// The guest's initial working directory (an absolute guest path).
+    pub cwd: Option<String>,
+}
+
+/// One host directory preopened at a guest path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preopen {
+    /// The host directory.
+    pub host: PathBuf,
+    /// Where the guest sees it (absolute; `/` allowed).
+    pub guest: String,
+    /// Writes are refused inside the guest.
+    pub read_only: bool,
+}
+
+/// Where a guest's stdout and stderr go.
+pub struct GuestIo {
+    /// The guest's stdout.
+    pub stdout: Box<dyn StdoutStream + Sync>,
+    /// The guest's stderr.
+    pub stderr: Box<dyn StdoutStream + Sync>,
+}
+
+impl std::fmt::Debug for GuestIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuestIo").finish_non_exhaustive()
+    }
+}
+
+/// Why a guest ended, in Kubernetes' words (`containerStatuses[].state.terminated.reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExitReason {
+    /// Exit code 0.
+    Completed,
+    /// A non-zero exit code, a trap, or a hard stop (137).
+    Error,
+    /// A memory limit was hit.
+    OOMKilled,
+    /// The guest could not be started (instantiation failed).
+    StartError,
+}
+
+impl ExitReason {
+    /// The reason as Kubernetes spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExitReason::Completed => "Completed",
+            ExitReason::Error => "Error",
+            ExitReason::OOMKilled => "OOMKilled",
+            ExitReason::StartError => "StartError",
+        }
+    }
+}
+
+/// How a guest ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitStatus {
+    /// The exit code: the guest's own, 134 for a trap (as a native abort), 137 for a hard
+    /// stop (as SIGKILL), 128 when it never started.
+    pub code: i32,
+    /// Kubernetes' reason.
+    pub reason: ExitReason,
+    /// A one-line explanation (the trap message), if any.
+    pub message: Option<String>,
+}
+
+/// Exit code of a guest that trapped or panicked: 128 + SIGABRT, as `wasmtime run` reports it.
+pub const EXIT_TRAP: i32 = 134;
+/// Exit code of a guest stopped by the runtime: 128 + SIGKILL, as Kubernetes reports it.
+pub const EXIT_KILLED: i32 = 137;
+/// Exit code of a guest that could not start.
+pub const EXIT_START_ERROR: i32 = 128;
+
+impl ExitStatus {
+    /// The status of a guest that returned `code` itself.
+    pub fn exited(code: i32) -> Self {
+        let reason = if code == 0 {
+            ExitReason::Completed
+        } else {
+            ExitReason::Error
+        };
+        ExitStatus {
+            code,
+            reason,
+            message: None,
+        }
+    }
+
+    /// The status of a guest the runtime stopped.
+    pub fn killed(message: &str) -> Self {
+        ExitStatus {
+            code: EXIT_KILLED,
+            reason: ExitReason::Error,
+            message: Some(message.to_owned()),
+        }
+    }
+
+    /// The status of a guest that could not start.
+    pub fn start_error(message: String) -> Self {
+        ExitStatus {
+            code: EXIT_START_ERROR,
+            reason: ExitReason::StartError,
+            message: Some(message),
+        }
+    }
+
+    /// Whether the guest exited 0.
+    pub fn success(&self) -> bool {
+        self.code == 0
+    }
+}
+
+/// What went wrong before or while running.
+enum Failure {
+    Start(wasmtime::Error),
+    Run(wasmtime::Error),
+}
+
+impl Engine {
+    /// Runs `image` to its end in a fresh store. `stop` ends it at once (the guest is dropped at
+    /// its next yield, which the epoch guarantees within a tick even for a spinning guest).
+    pub async fn run(
+        &self,
+        image: &Image,
+        invocation: Invocation,
+        io: GuestIo,
+        stop: CancellationToken,
+    ) -> ExitStatus {
+        let wasi = match build_wasi(invocation, io) {
+            Ok(wasi) => wasi,
+            Err(e) => return ExitStatus::start_error(one_line(&e)),
+        };
+        let mut store = Store::new(self.wasmtime(), StoreData { wasi });
+        store.epoch_deadline_async_yield_and_update(1);
+        let outcome = tokio::select! {
+            biased;
+            () = stop.cancelled() => return ExitStatus::killed("stopped by wasmpod"),
+            outcome = run_image(image, &mut store) => outcome,
+        };
+        match outcome {
+            Ok(code) => ExitStatus::exited(code),
+            Err(Failure::Start(e)) => ExitStatus::start_error(one_line(&e)),
+            Err(Failure::Run(e)) => classify(&e),
+        }
+    }
+}
+
+fn build_wasi(
+    invocation: Invocation,
+    io: GuestIo,
+) -> wasmtime::Result<wasmtime_wasi::p1::WasiP1Ctx> {
+    let mut builder = WasiCtxBuilder::new();
+    builder
+        .args(&invocation.argv)
+        .envs(&invocation.env)
+        .stdout(io.stdout)
+        .stderr(io.stderr);
+    for preopen in &invocation.preopens {
+        builder.preopened_dir(&preopen.host, &preopen.guest, perms_of(preopen))?;
+    }
+    if let Some(cwd) = &invocation.cwd {
+        builder.initial_cwd(cwd).env("PWD", cwd);
+        if let Some(dir) = working_dir_preopen(&invocation.preopens, cwd) {
+            builder.preopened_dir(&dir.host, &dir.guest, perms_of(&dir))?;
+        }
+    }
+    Ok(builder.build_p1())
+}
+
+/// The working directory as an extra `.` preopen, so relative paths resolve inside it.
+///
+/// wasi-libc (what Rust std guests use) starts every guest at `/` and ignores both
+/// `wasi:cli/environment.initial-cwd` and `PWD`; it resolves a relative path against the
+/// preopen whose name is `.` (or `/`). So a `workingDir` inside a mount is preopened again at
+/// `.`; `getcwd()` still answers `/`. Skipped when a volume is mounted at `/`, and for a
+/// working directory outside every mount.
+fn working_dir_preopen(preopens: &[Preopen], cwd: &str) -> Option<Preopen> {
+    if preopens
+        .iter()
+        .any(|p| matches!(p.guest.as_str(), "/" | "."))
+    {
+        return None;
+    }
+    let cwd = Path::new(cwd);
+    let mount = preopens
+        .iter()
+        .filter(|p| cwd.starts_with(&p.guest))
+        .max_by_key(|p| p.guest.len())?;
+    let rest = cwd.strip_prefix(&mount.guest).ok()?;
+    let host = mount.host.join(rest);
+    if !mount.read_only && !host.exists() {
+        // As a container runtime creates a missing working directory.
+        std::fs::create_dir_all(&host).ok()?;
+    }
+    Some(Preopen {
+        host,
+        guest: ".".into(),
+        read_only: mount.read_only,
+    })
+}
+
+fn perms_of(preopen: &Preopen) -> FsPerms {
+    if preopen.read_only {
+        FsPerms::ReadOnly
+    } else {
+        FsPerms::ReadWrite
+    }
+}
+
+/// Instantiates and runs the command; `Ok(code)` when the guest returned or called `exit`.
+async fn run_image(image: &Image, store: &mut Store<StoreData>) -> Result<i32, Failure> {
+    let returned = match image {
+        Image::Module(pre) => {
+            let instance = pre
+                .instantiate_async(&mut *store)
+                .await
+                .map_err(Failure::Start)?;
+            let start = instance
+                .get_typed_func::<(), ()>(&mut *store, "_start")
+                .map_err(Failure::Start)?;
+            start.call_async(&mut *store, ()).await.map(|()| 0)
+        }
+        Image::Component(pre) => {
+            let command = pre
+                .instantiate_async(&mut *store)
+                .await
+                .map_err(Failure::Start)?;
+            command
+                .wasi_cli_run()
+                .call_run(&mut *store)
+                .await
+                .map(|result| if result.is_ok() { 0 } else { 1 })
+        }
+    };
+    match returned {
+        Ok(code) => Ok(code),
+        Err(e) => match e.downcast_ref::<I32Exit>() {
+            Some(I32Exit(code)) => Ok(*code),
+            None => Err(Failure::Run(e)),
+        },
+    }
+}
+
+/// A run error: a trap (or a host error) is the container's `Error`, never the runtime's.
+fn classify(e: &wasmtime::Error) -> ExitStatus {
+    let message = match e.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => trap.to_string(),
+        None => one_line(e),
+    };
+    ExitStatus {
+        code: EXIT_TRAP,
+        reason: ExitReason::Error,
+        message: Some(message),
+    }
+}

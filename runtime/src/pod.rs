@@ -1,0 +1,254 @@
+//! The pod sandbox and its containers, shaped like CRI.
+//!
+//! A [`Sandbox`] (volumes, identity, logs; later the host layer and virtual network) is created
+//! first and lives on its own. Containers are then created, started, waited on, stopped and
+//! removed one by one, by name, at any time while the sandbox lives: kubelet restarts a
+//! container by removing it and creating a new one in the same sandbox, and so does
+//! [`crate::runner`]. One file per verb under `pod/`; a container's [`ContainerState`] guards
+//! every transition, and a refused one is an error naming `{from, to}`.
+
+mod container;
+mod create;
+mod delete;
+mod kill;
+mod start;
+mod wait;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use container::Container;
+pub use container::{ContainerState, ContainerStatus};
+
+use crate::engine::Engine;
+use crate::error::{ErrorKind, Result};
+use crate::logs::LogStream;
+use crate::spec::{MountSpec, PodSpec, Resources, VolumeSpec};
+use crate::volume::Volumes;
+
+/// A lifecycle verb was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PodError {
+    /// No container by that name in this sandbox.
+    #[error("container {name:?} not found in pod {pod:?}")]
+    NotFound {
+        /// The pod.
+        pod: String,
+        /// The container.
+        name: String,
+    },
+    /// A container by that name already exists.
+    #[error("container {name:?} already exists in pod {pod:?}")]
+    AlreadyExists {
+        /// The pod.
+        pod: String,
+        /// The container.
+        name: String,
+    },
+    /// The container's state does not allow the transition.
+    #[error("container {name:?}: cannot go from {from} to {to}")]
+    BadTransition {
+        /// The container.
+        name: String,
+        /// Its current state.
+        from: ContainerState,
+        /// The state asked for.
+        to: ContainerState,
+    },
+    /// The sandbox was deleted.
+    #[error("pod {pod:?} is deleted")]
+    Deleted {
+        /// The pod.
+        pod: String,
+    },
+    /// The container could not be set up (its log file, its mounts).
+    #[error("container {name:?}: {source}")]
+    Setup {
+        /// The container.
+        name: String,
+        /// What failed.
+        #[source]
+        source: Box<crate::Error>,
+    },
+}
+
+impl PodError {
+    pub(crate) fn kind(&self) -> ErrorKind {
+        match self {
+            PodError::NotFound { .. } => ErrorKind::NotFound,
+            PodError::AlreadyExists { .. } => ErrorKind::AlreadyExists,
+            PodError::BadTransition { .. } | PodError::Deleted { .. } => {
+                ErrorKind::FailedPrecondition
+            }
+            PodError::Setup { source, .. } => source.kind(),
+        }
+    }
+}
+
+/// Sees every line a guest writes: `(container, stream, content, partial)`.
+pub type PodLogObserver = Arc<dyn Fn(&str, LogStream, &str, bool) + Send + Sync>;
+
+/// What a sandbox is made of.
+#[derive(Clone)]
+pub struct SandboxConfig {
+    /// The pod's name.
+    pub name: String,
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod's uid.
+    pub uid: String,
+    /// The hostname every container sees as `HOSTNAME`.
+    pub hostname: String,
+    /// The pod's volumes.
+    pub volumes: Vec<VolumeSpec>,
+    /// The pod's directory: emptyDirs under `volumes/`, logs under `logs/<container>/`.
+    pub dir: PathBuf,
+    /// Sees every guest output record as it is written.
+    pub log_observer: Option<PodLogObserver>,
+}
+
+impl std::fmt::Debug for SandboxConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxConfig")
+            .field("name", &self.name)
+            .field("namespace", &self.namespace)
+            .field("uid", &self.uid)
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SandboxConfig {
+    /// The sandbox of `spec`, kept under `dir`.
+    pub fn for_pod(spec: &PodSpec, dir: PathBuf) -> Self {
+        SandboxConfig {
+            name: spec.name.clone(),
+            namespace: spec.namespace.clone(),
+            uid: spec.uid.clone(),
+            hostname: spec.hostname.clone(),
+            volumes: spec.volumes.clone(),
+            dir,
+            log_observer: None,
+        }
+    }
+}
+
+/// What a container is made of.
+#[derive(Debug, Clone)]
+pub struct ContainerConfig {
+    /// Unique within the sandbox.
+    pub name: String,
+    /// The image as the user named it (reported in the status).
+    pub image: String,
+    /// The `.wasm` file to run.
+    pub module: PathBuf,
+    /// argv, `argv[0]` included.
+    pub argv: Vec<String>,
+    /// Environment; `HOSTNAME` is added unless given.
+    pub env: Vec<(String, String)>,
+    /// Initial working directory.
+    pub working_dir: Option<String>,
+    /// Volume mounts.
+    pub mounts: Vec<MountSpec>,
+    /// Resource requests and limits.
+    pub resources: Resources,
+    /// How many times this container was restarted before: names its log file.
+    pub attempt: u32,
+}
+
+impl ContainerConfig {
+    /// The config of a manifest container, for its `attempt`-th run.
+    pub fn from_spec(spec: &crate::spec::ContainerSpec, attempt: u32) -> Self {
+        ContainerConfig {
+            name: spec.name.clone(),
+            image: spec.image.clone(),
+            module: spec.module.clone(),
+            argv: spec.argv.clone(),
+            env: spec.env.clone(),
+            working_dir: spec.working_dir.clone(),
+            mounts: spec.mounts.clone(),
+            resources: spec.resources,
+            attempt,
+        }
+    }
+}
+
+/// A pod sandbox: shared volumes and identity, and the containers running in it. Cheap to
+/// clone; clones are the same sandbox.
+#[derive(Clone, Debug)]
+pub struct Sandbox {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    engine: Engine,
+    config: SandboxConfig,
+    state: Mutex<SandboxState>,
+}
+
+#[derive(Debug)]
+struct SandboxState {
+    volumes: Volumes,
+    containers: BTreeMap<String, Container>,
+    deleted: bool,
+}
+
+impl Sandbox {
+    /// The sandbox's configuration.
+    pub fn config(&self) -> &SandboxConfig {
+        &self.shared.config
+    }
+
+    /// The host directory of volume `name`.
+    pub fn volume_path(&self, name: &str) -> Option<PathBuf> {
+        self.lock().volumes.host_path(name).map(Into::into)
+    }
+
+    /// The statuses of every container, by name.
+    pub fn container_statuses(&self) -> HashMap<String, ContainerStatus> {
+        let state = self.lock();
+        state
+            .containers
+            .iter()
+            .map(|(name, c)| (name.clone(), c.status()))
+            .collect()
+    }
+
+    /// The status of container `name`.
+    pub fn container_status(&self, name: &str) -> Result<ContainerStatus> {
+        let state = self.lock();
+        Ok(self.find(&state, name)?.status())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SandboxState> {
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn find<'a>(&self, state: &'a SandboxState, name: &str) -> Result<&'a Container, PodError> {
+        state
+            .containers
+            .get(name)
+            .ok_or_else(|| self.not_found(name))
+    }
+
+    fn not_found(&self, name: &str) -> PodError {
+        PodError::NotFound {
+            pod: self.shared.config.name.clone(),
+            name: name.to_owned(),
+        }
+    }
+
+    fn ensure_alive(&self, state: &SandboxState) -> Result<(), PodError> {
+        if state.deleted {
+            return Err(PodError::Deleted {
+                pod: self.shared.config.name.clone(),
+            });
+        }
+        Ok(())
+    }
+}

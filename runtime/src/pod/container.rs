@@ -1,0 +1,132 @@
+//! One container of a sandbox: its state machine and status.
+
+use std::path::PathBuf;
+
+use jiff::Timestamp;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::{ContainerConfig, PodError};
+use crate::engine::{ExitStatus, Image};
+
+/// Where a container is in its life. `Created → Running → Exited`; a created container may
+/// also be removed without running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerState {
+    /// Created, not started.
+    Created,
+    /// Its guest runs.
+    Running,
+    /// Its guest ended.
+    Exited,
+    /// Removed from the sandbox.
+    Removed,
+}
+
+impl std::fmt::Display for ContainerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ContainerState::Created => "created",
+            ContainerState::Running => "running",
+            ContainerState::Exited => "exited",
+            ContainerState::Removed => "removed",
+        })
+    }
+}
+
+impl ContainerState {
+    /// Whether `start` is allowed.
+    pub fn can_start(self) -> bool {
+        self == ContainerState::Created
+    }
+
+    /// Whether `remove` is allowed: a running container must be stopped first.
+    pub fn can_remove(self) -> bool {
+        matches!(self, ContainerState::Created | ContainerState::Exited)
+    }
+}
+
+/// A snapshot of a container, as CRI's `ContainerStatus` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerStatus {
+    /// The container's name.
+    pub name: String,
+    /// The image as the user named it.
+    pub image: String,
+    /// Its state.
+    pub state: ContainerState,
+    /// The attempt (restart count) it was created for.
+    pub attempt: u32,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When its guest started.
+    pub started_at: Option<Timestamp>,
+    /// When its guest ended.
+    pub finished_at: Option<Timestamp>,
+    /// How its guest ended.
+    pub exit: Option<ExitStatus>,
+    /// Its CRI log file.
+    pub log_path: PathBuf,
+}
+
+#[derive(Debug)]
+pub(super) struct Container {
+    pub(super) config: ContainerConfig,
+    pub(super) image: Image,
+    pub(super) state: ContainerState,
+    pub(super) created_at: Timestamp,
+    pub(super) started_at: Option<Timestamp>,
+    pub(super) finished_at: Option<Timestamp>,
+    pub(super) log_path: PathBuf,
+    /// Cancelled to hard-stop the guest.
+    pub(super) stop: CancellationToken,
+    /// `Some` once the guest ended; waiters watch it.
+    pub(super) exit: watch::Sender<Option<ExitStatus>>,
+}
+
+impl Container {
+    pub(super) fn new(config: ContainerConfig, image: Image, log_path: PathBuf) -> Self {
+        Container {
+            config,
+            image,
+            state: ContainerState::Created,
+            created_at: Timestamp::now(),
+            started_at: None,
+            finished_at: None,
+            log_path,
+            stop: CancellationToken::new(),
+            exit: watch::Sender::new(None),
+        }
+    }
+
+    pub(super) fn status(&self) -> ContainerStatus {
+        ContainerStatus {
+            name: self.config.name.clone(),
+            image: self.config.image.clone(),
+            state: self.state,
+            attempt: self.config.attempt,
+            created_at: self.created_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            exit: self.exit.borrow().clone(),
+            log_path: self.log_path.clone(),
+        }
+    }
+
+    /// Whether the move to `to` is `allowed` from the current state; the error names it.
+    pub(super) fn check(
+        &self,
+        to: ContainerState,
+        allowed: fn(ContainerState) -> bool,
+    ) -> Result<(), PodError> {
+        if allowed(self.state) {
+            Ok(())
+        } else {
+            Err(PodError::BadTransition {
+                name: self.config.name.clone(),
+                from: self.state,
+                to,
+            })
+        }
+    }
+}

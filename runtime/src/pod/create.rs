@@ -1,0 +1,104 @@
+//! `create`: the sandbox itself, and a container in it.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use super::container::Container;
+use super::{ContainerConfig, PodError, Sandbox, SandboxConfig, SandboxState, Shared};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::volume::Volumes;
+
+impl Sandbox {
+    /// Creates the sandbox: its directory and its volumes. Nothing is left behind on error.
+    pub async fn create(engine: &Engine, config: SandboxConfig) -> Result<Sandbox> {
+        let dir = config.dir.clone();
+        let existed = dir.exists();
+        let volumes = config.volumes.clone();
+        let prepared = tokio::task::spawn_blocking(move || -> Result<Volumes> {
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
+            Ok(Volumes::prepare(&volumes, &dir.join("volumes"))?)
+        })
+        .await
+        .map_err(|e| Error::io("join", &config.dir, std::io::Error::other(e)))?;
+        let volumes = match prepared {
+            Ok(volumes) => volumes,
+            Err(e) => {
+                if !existed {
+                    let _ = std::fs::remove_dir_all(&config.dir);
+                }
+                return Err(e);
+            }
+        };
+        tracing::debug!(pod = config.name, dir = %config.dir.display(), "sandbox created");
+        Ok(Sandbox {
+            shared: Arc::new(Shared {
+                engine: engine.clone(),
+                config,
+                state: Mutex::new(SandboxState {
+                    volumes,
+                    containers: BTreeMap::new(),
+                    deleted: false,
+                }),
+            }),
+        })
+    }
+
+    /// Creates a container: loads its image (through the compile cache) and its log file. The
+    /// name must be free: remove an exited container before creating its successor.
+    pub async fn create_container(&self, config: ContainerConfig) -> Result<()> {
+        {
+            let state = self.lock();
+            self.ensure_alive(&state)?;
+            if state.containers.contains_key(&config.name) {
+                return Err(PodError::AlreadyExists {
+                    pod: self.shared.config.name.clone(),
+                    name: config.name.clone(),
+                }
+                .into());
+            }
+        }
+        let engine = self.shared.engine.clone();
+        let module = config.module.clone();
+        let image = tokio::task::spawn_blocking(move || engine.load_image(&module))
+            .await
+            .map_err(|e| Error::io("join", &config.module, std::io::Error::other(e)))??;
+        let log_dir = self.shared.config.dir.join("logs").join(&config.name);
+        std::fs::create_dir_all(&log_dir)
+            .map_err(|e| setup(&config.name, Error::io("create directory", &log_dir, e)))?;
+        let log_path = log_dir.join(format!("{}.log", config.attempt));
+
+        let mut state = self.lock();
+        self.ensure_alive(&state)?;
+        let name = config.name.clone();
+        if state.containers.contains_key(&name) {
+            return Err(PodError::AlreadyExists {
+                pod: self.shared.config.name.clone(),
+                name,
+            }
+            .into());
+        }
+        // Mounts are checked now so that a bad mount fails `create`, not `start`.
+        state
+            .volumes
+            .preopens(&config.mounts)
+            .map_err(|e| setup(&name, e.into()))?;
+        tracing::debug!(
+            pod = self.shared.config.name,
+            container = name,
+            kind = image.kind().as_str(),
+            "container created"
+        );
+        state
+            .containers
+            .insert(name, Container::new(config, image, log_path));
+        Ok(())
+    }
+}
+
+pub(super) fn setup(name: &str, source: Error) -> PodError {
+    PodError::Setup {
+        name: name.to_owned(),
+        source: Box::new(source),
+    }
+}

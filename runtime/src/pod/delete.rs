@@ -1,0 +1,58 @@
+//! `remove` a container; `delete` the whole sandbox.
+
+use super::{ContainerState, Sandbox};
+use crate::error::Result;
+
+impl Sandbox {
+    /// Removes container `name`: it must not be running. Its log file stays (as kubelet keeps
+    /// a pod's logs until the pod is deleted).
+    pub fn remove_container(&self, name: &str) -> Result<()> {
+        let mut state = self.lock();
+        self.find(&state, name)?
+            .check(ContainerState::Removed, ContainerState::can_remove)?;
+        state.containers.remove(name);
+        Ok(())
+    }
+
+    /// Deletes the sandbox: hard-stops every running container, waits for them, removes them
+    /// and removes the volumes wasmpod created. The pod directory's logs stay for the caller.
+    /// Idempotent.
+    pub async fn delete(&self) -> Result<()> {
+        let names: Vec<String> = {
+            let mut state = self.lock();
+            state.deleted = true;
+            state.containers.keys().cloned().collect()
+        };
+        for name in &names {
+            self.kill_container(name)?;
+        }
+        for name in &names {
+            self.wait_running(name).await;
+        }
+        let mut state = self.lock();
+        state.containers.clear();
+        state.volumes.remove();
+        let volumes_dir = self.shared.config.dir.join("volumes");
+        if let Err(error) = std::fs::remove_dir(&volumes_dir)
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %volumes_dir.display(), %error, "cannot remove volumes directory");
+        }
+        tracing::debug!(pod = self.shared.config.name, "sandbox deleted");
+        Ok(())
+    }
+
+    /// Waits for a container that was started to end; returns at once for any other.
+    async fn wait_running(&self, name: &str) {
+        let running = {
+            let state = self.lock();
+            state
+                .containers
+                .get(name)
+                .is_some_and(|c| c.state == ContainerState::Running)
+        };
+        if running {
+            let _ = self.wait_container(name).await;
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! `kill`: hard-stops a running container (its guest is dropped at its next yield).
+
+use super::{ContainerState, Sandbox};
+use crate::error::Result;
+
+impl Sandbox {
+    /// Hard-stops container `name` (exit code 137). A container that is not running is left
+    /// as it is.
+    pub fn kill_container(&self, name: &str) -> Result<()> {
+        let state = self.lock();
+        let container = self.find(&state, name)?;
+        if container.state == ContainerState::Running {
+            tracing::debug!(
+                pod = self.shared.config.name,
+                container = name,
+                "killing container"
+            );
+            container.stop.cancel();
+        }
+        Ok(())
+    }
+}

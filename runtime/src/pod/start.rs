@@ -1,0 +1,89 @@
+//! `start`: runs a created container's guest as a task on the current tokio runtime.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+
+use super::create::setup;
+use super::{ContainerState, Sandbox, SandboxState};
+use crate::engine::{GuestIo, Invocation};
+use crate::error::{Error, Result};
+use crate::logs::{ContainerLog, LogObserver, LogStream};
+
+impl Sandbox {
+    /// Starts container `name`: it must be `Created`. Returns once the guest is running; its
+    /// end is observed with [`Sandbox::wait_container`].
+    pub fn start_container(&self, name: &str) -> Result<()> {
+        let mut state = self.lock();
+        self.ensure_alive(&state)?;
+        let SandboxState {
+            volumes,
+            containers,
+            ..
+        } = &mut *state;
+        let container = containers
+            .get_mut(name)
+            .ok_or_else(|| self.not_found(name))?;
+        container.check(ContainerState::Running, ContainerState::can_start)?;
+        let preopens = volumes
+            .preopens(&container.config.mounts)
+            .map_err(|e| setup(name, e.into()))?;
+        let log = ContainerLog::create(&container.log_path, self.log_observer(name))
+            .map_err(|e| setup(name, Error::io("create log", &container.log_path, e)))?;
+        container.state = ContainerState::Running;
+        container.started_at = Some(Timestamp::now());
+
+        let config = &container.config;
+        let mut env = Vec::with_capacity(config.env.len() + 1);
+        if !config.env.iter().any(|(k, _)| k == "HOSTNAME") {
+            env.push(("HOSTNAME".to_owned(), self.shared.config.hostname.clone()));
+        }
+        env.extend(config.env.iter().cloned());
+        let invocation = Invocation {
+            argv: config.argv.clone(),
+            env,
+            preopens,
+            cwd: config.working_dir.clone(),
+        };
+        let io = GuestIo {
+            stdout: Box::new(log.stream(LogStream::Stdout)),
+            stderr: Box::new(log.stream(LogStream::Stderr)),
+        };
+        let image = container.image.clone();
+        let stop = container.stop.clone();
+        let engine = self.shared.engine.clone();
+        let sandbox = self.clone();
+        let name = name.to_owned();
+        tracing::debug!(
+            pod = self.shared.config.name,
+            container = name,
+            "container started"
+        );
+        tokio::spawn(async move {
+            let exit = engine.run(&image, invocation, io, stop).await;
+            log.finish();
+            tracing::debug!(
+                pod = sandbox.shared.config.name,
+                container = name,
+                code = exit.code,
+                reason = exit.reason.as_str(),
+                "container exited"
+            );
+            let mut state = sandbox.lock();
+            if let Some(container) = state.containers.get_mut(&name) {
+                container.state = ContainerState::Exited;
+                container.finished_at = Some(Timestamp::now());
+                container.exit.send_replace(Some(exit));
+            }
+        });
+        Ok(())
+    }
+
+    fn log_observer(&self, name: &str) -> Option<LogObserver> {
+        let observer = self.shared.config.log_observer.clone()?;
+        let name = name.to_owned();
+        Some(Arc::new(move |stream, line, partial| {
+            observer(&name, stream, line, partial)
+        }))
+    }
+}

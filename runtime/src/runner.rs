@@ -1,0 +1,341 @@
+//! Runs a whole manifest on the sandbox API, as `wasmpod run` does: images loaded first (a bad
+//! image starts nothing), then the sandbox, init containers one at a time (each to success),
+//! then the app containers together, each restarted as `restartPolicy` says with Kubernetes'
+//! back-off, until the pod ends, its `activeDeadlineSeconds` passes, or `shutdown` fires.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::{Engine, ExitStatus};
+use crate::error::Result;
+use crate::pod::{ContainerConfig, PodLogObserver, Sandbox, SandboxConfig};
+use crate::spec::{ContainerSpec, PodSpec, RestartPolicy, SpecError};
+use crate::status::{Phase, PodStatus, State};
+
+/// Sees the pod's status after every change.
+pub type StatusObserver = Arc<dyn Fn(&PodStatus) + Send + Sync>;
+
+/// How a pod is run.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// The pod's directory (volumes, logs).
+    pub dir: PathBuf,
+    /// The first restart delay; it doubles up to 30× (5 min for Kubernetes' 10 s) and is reset
+    /// after a container ran 60× as long (10 min) without failing. Default: 10 s.
+    pub backoff_base: Duration,
+    /// Sees every status change.
+    pub on_status: Option<StatusObserver>,
+    /// Sees every guest output record.
+    pub on_log: Option<PodLogObserver>,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("dir", &self.dir)
+            .field("backoff_base", &self.backoff_base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunOptions {
+    /// Options with Kubernetes' defaults, keeping the pod under `dir`.
+    pub fn new(dir: PathBuf) -> Self {
+        RunOptions {
+            dir,
+            backoff_base: Duration::from_secs(10),
+            on_status: None,
+            on_log: None,
+        }
+    }
+}
+
+/// Where pod directories go by default: `/run/wasmpod` as root, else
+/// `$XDG_RUNTIME_DIR/wasmpod`, else a per-user directory under the temp dir.
+pub fn default_state_dir() -> PathBuf {
+    if std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0) {
+        return PathBuf::from("/run/wasmpod");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir).join("wasmpod"),
+        None => std::env::temp_dir().join(format!(
+            "wasmpod-{}",
+            std::env::var("USER").unwrap_or_else(|_| "user".into())
+        )),
+    }
+}
+
+/// The directory of pod `spec` under `state_dir`: `<namespace>_<name>_<uid>`, as kubelet
+/// names a pod's log directory.
+pub fn pod_dir(state_dir: &Path, spec: &PodSpec) -> PathBuf {
+    state_dir.join(format!("{}_{}_{}", spec.namespace, spec.name, spec.uid))
+}
+
+/// Loads every container's image, so that a missing or invalid module fails before anything
+/// is created. The error names the container's `image` field.
+pub async fn load_images(engine: &Engine, spec: &PodSpec) -> Result<()> {
+    let containers = spec
+        .init_containers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (format!("spec.initContainers[{i}].image"), c.module.clone()))
+        .chain(
+            spec.containers
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (format!("spec.containers[{i}].image"), c.module.clone())),
+        );
+    for (path, module) in containers {
+        let engine = engine.clone();
+        let loaded = tokio::task::spawn_blocking(move || engine.load_image(&module))
+            .await
+            .map_err(|e| SpecError::new(path.clone(), e.to_string()))?;
+        loaded.map_err(|e| SpecError::new(path, e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Runs the pod to its end and returns its final status. The sandbox is deleted before this
+/// returns, whatever happened; the pod directory keeps the logs.
+pub async fn run(
+    engine: &Engine,
+    spec: &PodSpec,
+    options: RunOptions,
+    shutdown: CancellationToken,
+) -> Result<PodStatus> {
+    load_images(engine, spec).await?;
+    let mut config = SandboxConfig::for_pod(spec, options.dir.clone());
+    config.log_observer = options.on_log.clone();
+    let sandbox = Sandbox::create(engine, config).await?;
+    let pod = Arc::new(Pod {
+        sandbox: sandbox.clone(),
+        restart_policy: spec.restart_policy,
+        backoff_base: options.backoff_base,
+        status: Mutex::new(PodStatus::new(spec)),
+        on_status: options.on_status,
+        stop: shutdown.child_token(),
+    });
+    pod.notify();
+    let deadline = spec.active_deadline.map(|after| {
+        let pod = pod.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            pod.update(|s| {
+                s.reason = Some("DeadlineExceeded".into());
+                s.message = Some(format!(
+                    "Pod was active on the node longer than the specified deadline ({}s)",
+                    after.as_secs()
+                ));
+            });
+            pod.stop.cancel();
+        })
+    });
+    let phase = pod.drive(spec).await;
+    if let Some(deadline) = deadline {
+        deadline.abort();
+    }
+    let deleted = sandbox.delete().await;
+    pod.update(|s| {
+        s.phase = if s.reason.is_some() {
+            Phase::Failed
+        } else {
+            phase
+        }
+    });
+    deleted?;
+    Ok(pod.snapshot())
+}
+
+struct Pod {
+    sandbox: Sandbox,
+    restart_policy: RestartPolicy,
+    backoff_base: Duration,
+    status: Mutex<PodStatus>,
+    on_status: Option<StatusObserver>,
+    /// Fires on shutdown or deadline: every container is stopped and none restarted.
+    stop: CancellationToken,
+}
+
+/// Which status slot a container fills.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Init(usize),
+    App(usize),
+}
+
+impl Pod {
+    /// Init containers in order, then app containers together; the phase they end in.
+    async fn drive(self: &Arc<Self>, spec: &PodSpec) -> Phase {
+        for (i, container) in spec.init_containers.iter().enumerate() {
+            if !self.run_container(Slot::Init(i), container).await.success() {
+                return Phase::Failed;
+            }
+        }
+        self.update(|s| s.phase = Phase::Running);
+        let tasks: Vec<_> = spec
+            .containers
+            .iter()
+            .enumerate()
+            .map(|(i, container)| {
+                let pod = self.clone();
+                let container = container.clone();
+                tokio::spawn(async move { pod.run_container(Slot::App(i), &container).await })
+            })
+            .collect();
+        let mut succeeded = true;
+        for task in tasks {
+            succeeded &= task.await.is_ok_and(|exit| exit.success());
+        }
+        if succeeded {
+            Phase::Succeeded
+        } else {
+            Phase::Failed
+        }
+    }
+
+    /// Runs one container until it ends for good under the restart policy; its last exit.
+    async fn run_container(&self, slot: Slot, spec: &ContainerSpec) -> ExitStatus {
+        let mut backoff = Backoff::new(self.backoff_base);
+        let mut attempt = 0;
+        loop {
+            let began = Instant::now();
+            let (exit, started_at) = self.run_once(slot, spec, attempt).await;
+            let terminated = State::Terminated {
+                exit: exit.clone(),
+                started_at,
+                finished_at: Timestamp::now(),
+            };
+            let restart = match slot {
+                Slot::Init(_) => !exit.success() && self.restart_policy != RestartPolicy::Never,
+                Slot::App(_) => self.restart_policy.restarts(exit.code),
+            };
+            if !restart || self.stop.is_cancelled() {
+                self.set_state(slot, terminated, None);
+                return exit;
+            }
+            attempt += 1;
+            let delay = backoff.next(began.elapsed());
+            tracing::info!(container = spec.name, exit = exit.code, delay = ?delay, "back-off restarting failed container");
+            let waiting = State::Waiting {
+                reason: "CrashLoopBackOff".into(),
+            };
+            self.set_state(slot, waiting, Some((terminated, attempt)));
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.stop.cancelled() => return exit,
+            }
+        }
+    }
+
+    /// One run: create, start, wait (killing on stop), remove; how it ended and when it
+    /// started. Setup failures are the container's `StartError`, never the pod's crash.
+    async fn run_once(
+        &self,
+        slot: Slot,
+        spec: &ContainerSpec,
+        attempt: u32,
+    ) -> (ExitStatus, Timestamp) {
+        let name = spec.name.as_str();
+        let config = ContainerConfig::from_spec(spec, attempt);
+        let started_at = Timestamp::now();
+        if let Err(e) = self.sandbox.create_container(config).await {
+            return (ExitStatus::start_error(e.to_string()), started_at);
+        }
+        let exit = match self.sandbox.start_container(name) {
+            Ok(()) => {
+                self.set_state(slot, State::Running { started_at }, None);
+                tokio::select! {
+                    exit = self.sandbox.wait_container(name) => exit,
+                    () = self.stop.cancelled() => {
+                        let _ = self.sandbox.kill_container(name);
+                        self.sandbox.wait_container(name).await
+                    }
+                }
+                .unwrap_or_else(|e| ExitStatus::start_error(e.to_string()))
+            }
+            Err(e) => ExitStatus::start_error(e.to_string()),
+        };
+        if let Err(error) = self.sandbox.remove_container(name) {
+            tracing::warn!(container = name, %error, "cannot remove container");
+        }
+        (exit, started_at)
+    }
+
+    /// Sets a container's state; with `restarted`, also its last state and restart count.
+    fn set_state(&self, slot: Slot, state: State, restarted: Option<(State, u32)>) {
+        self.update(|s| {
+            let record = match slot {
+                Slot::Init(i) => &mut s.init_containers[i],
+                Slot::App(i) => &mut s.containers[i],
+            };
+            record.state = state;
+            if let Some((last, restart_count)) = restarted {
+                record.last_state = Some(last);
+                record.restart_count = restart_count;
+            }
+        });
+    }
+
+    fn update(&self, change: impl FnOnce(&mut PodStatus)) {
+        change(&mut self.status.lock().unwrap_or_else(PoisonError::into_inner));
+        self.notify();
+    }
+
+    fn notify(&self) {
+        if let Some(observer) = &self.on_status {
+            observer(&self.snapshot());
+        }
+    }
+
+    fn snapshot(&self) -> PodStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Kubernetes' container restart back-off: `base`, doubling up to 30 × `base`, back to `base`
+/// after a run of 60 × `base` (10 s, 5 min and 10 min in Kubernetes).
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    base: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    /// A back-off starting at `base`.
+    pub fn new(base: Duration) -> Self {
+        Backoff { base, next: base }
+    }
+
+    /// The delay before the next restart of a container that ran for `ran_for`.
+    pub fn next(&mut self, ran_for: Duration) -> Duration {
+        if ran_for >= self.base * 60 {
+            self.next = self.base;
+        }
+        let delay = self.next;
+        self.next = (self.next * 2).min(self.base * 30);
+        delay
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_caps_and_resets() {
+        let base = Duration::from_secs(10);
+        let mut b = Backoff::new(base);
+        let quick = Duration::from_secs(1);
+        let delays: Vec<u64> = (0..7).map(|_| b.next(quick).as_secs()).collect();
+        assert_eq!(delays, vec![10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(b.next(Duration::from_secs(600)).as_secs(), 10);
+        assert_eq!(b.next(quick).as_secs(), 20);
+    }
+}

@@ -1,0 +1,197 @@
+//! Manifest → [`PodSpec`]: an ordinary Kubernetes `v1` Pod, validated into the runtime's own types.
+//!
+//! Parsing goes YAML/JSON → [`k8s_openapi::api::core::v1::Pod`] → [`PodSpec`]. Every field that
+//! is set and that wasmpod does not implement is an error naming its path
+//! (`spec.containers[1].securityContext.privileged: not supported by wasmpod`); fields that only
+//! the scheduler or the API server act on are accepted and logged at debug; fields Kubernetes does
+//! not know are errors too (`unknown field`), as with `kubectl apply --validate=strict`.
+
+mod parse;
+mod quantity;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use parse::{parse_pod, parse_pod_file};
+pub use quantity::{parse_cpu_millis, parse_memory_bytes};
+
+/// A manifest error: the field path (`spec.containers[0].image`) and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct SpecError {
+    /// The path of the offending field, as kubectl prints it; empty for whole-document errors.
+    pub path: String,
+    /// What is wrong, lowercase, without a trailing period.
+    pub message: String,
+}
+
+impl SpecError {
+    /// A new error at `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        SpecError {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A validated pod: what the runtime runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodSpec {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.namespace`, `default` when unset.
+    pub namespace: String,
+    /// `metadata.uid`; generated when the manifest has none.
+    pub uid: String,
+    /// `metadata.labels`.
+    pub labels: BTreeMap<String, String>,
+    /// `metadata.annotations`.
+    pub annotations: BTreeMap<String, String>,
+    /// `spec.hostname`, else the pod's name: every container sees it as `HOSTNAME`.
+    pub hostname: String,
+    /// `spec.initContainers`, run one at a time in order.
+    pub init_containers: Vec<ContainerSpec>,
+    /// `spec.containers`, started together once every init container succeeded.
+    pub containers: Vec<ContainerSpec>,
+    /// `spec.volumes`.
+    pub volumes: Vec<VolumeSpec>,
+    /// `spec.restartPolicy`, `Always` when unset.
+    pub restart_policy: RestartPolicy,
+    /// `spec.terminationGracePeriodSeconds`, 30 s when unset.
+    pub termination_grace_period: Duration,
+    /// `spec.activeDeadlineSeconds`.
+    pub active_deadline: Option<Duration>,
+}
+
+impl PodSpec {
+    /// The volume named `name`.
+    pub fn volume(&self, name: &str) -> Option<&VolumeSpec> {
+        self.volumes.iter().find(|v| v.name == name)
+    }
+}
+
+/// `spec.restartPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RestartPolicy {
+    /// Restart whatever the exit code (the Kubernetes default).
+    #[default]
+    Always,
+    /// Restart only on a non-zero exit.
+    OnFailure,
+    /// Never restart.
+    Never,
+}
+
+impl RestartPolicy {
+    /// Whether a container that exited with `exit_code` is restarted under this policy.
+    pub fn restarts(self, exit_code: i32) -> bool {
+        match self {
+            RestartPolicy::Always => true,
+            RestartPolicy::OnFailure => exit_code != 0,
+            RestartPolicy::Never => false,
+        }
+    }
+
+    /// The name Kubernetes uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartPolicy::Always => "Always",
+            RestartPolicy::OnFailure => "OnFailure",
+            RestartPolicy::Never => "Never",
+        }
+    }
+}
+
+/// One validated container.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerSpec {
+    /// `name`, unique across init and app containers of the pod.
+    pub name: String,
+    /// `image` as written in the manifest.
+    pub image: String,
+    /// The `.wasm` file `image` names, resolved against the manifest's directory.
+    pub module: PathBuf,
+    /// The guest's argv: `command` (or the module's file name when `command` is empty, as an
+    /// image's entrypoint would be) followed by `args`, with `$(VAR)` references expanded.
+    pub argv: Vec<String>,
+    /// Environment in declaration order, `valueFrom.fieldRef` resolved and `$(VAR)` expanded.
+    pub env: Vec<(String, String)>,
+    /// `workingDir`, an absolute guest path.
+    pub working_dir: Option<String>,
+    /// `volumeMounts`.
+    pub mounts: Vec<MountSpec>,
+    /// `resources`.
+    pub resources: Resources,
+    /// `ports[].containerPort`: informational, as in Kubernetes.
+    pub ports: Vec<u16>,
+    /// `lifecycle.preStop.exec.command`.
+    pub pre_stop: Option<Vec<String>>,
+}
+
+/// One `volumeMounts` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountSpec {
+    /// The volume's name (declared in `spec.volumes`).
+    pub volume: String,
+    /// Absolute guest path the volume is preopened at (`/` allowed).
+    pub mount_path: String,
+    /// `readOnly`.
+    pub read_only: bool,
+    /// `subPath`: a relative path inside the volume, without `..`.
+    pub sub_path: Option<String>,
+}
+
+/// `resources` of a container, already parsed from Kubernetes quantities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Resources {
+    /// `requests.memory` in bytes (Kubernetes defaults a missing request to the limit).
+    pub memory_request: Option<u64>,
+    /// `limits.memory` in bytes.
+    pub memory_limit: Option<u64>,
+    /// `requests.cpu` in millicores (defaults to the limit).
+    pub cpu_request: Option<u64>,
+    /// `limits.cpu` in millicores.
+    pub cpu_limit: Option<u64>,
+}
+
+/// One `spec.volumes` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeSpec {
+    /// `name`.
+    pub name: String,
+    /// Where the volume's data comes from.
+    pub source: VolumeSource,
+}
+
+/// The supported volume sources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VolumeSource {
+    /// `emptyDir`: a fresh directory that lives as long as the pod.
+    EmptyDir {
+        /// `medium: Memory` puts it on a tmpfs.
+        memory: bool,
+        /// `sizeLimit` in bytes.
+        size_limit: Option<u64>,
+    },
+    /// `hostPath`: a directory of the host.
+    HostPath {
+        /// `path`, absolute.
+        path: PathBuf,
+        /// `type`.
+        kind: HostPathType,
+    },
+}
+
+/// `hostPath.type`; wasmpod preopens directories, so only directory types are accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HostPathType {
+    /// `""`: no check before mounting (the path must still be a directory).
+    #[default]
+    Unset,
+    /// `Directory`: must exist.
+    Directory,
+    /// `DirectoryOrCreate`: created (mode 0755) when missing.
+    DirectoryOrCreate,
+}

@@ -1,0 +1,234 @@
+//! The CRI-shaped sandbox API with real guests: create, start, wait, kill, remove.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use wasmpod::logs::{LogStream, read_lines};
+use wasmpod::spec::{MountSpec, VolumeSource, VolumeSpec};
+use wasmpod::{
+    ContainerConfig, ContainerState, Engine, EngineConfig, ErrorKind, ExitReason, Sandbox,
+    SandboxConfig,
+};
+use wasmpod_guests as guests;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn engine() -> Engine {
+    Engine::new(EngineConfig {
+        cache_dir: None,
+        ..EngineConfig::default()
+    })
+    .expect("engine")
+}
+
+fn sandbox_config(dir: &std::path::Path, volumes: Vec<VolumeSpec>) -> SandboxConfig {
+    SandboxConfig {
+        name: "test-pod".into(),
+        namespace: "default".into(),
+        uid: "uid-1".into(),
+        hostname: "test-pod".into(),
+        volumes,
+        dir: dir.to_owned(),
+        log_observer: None,
+    }
+}
+
+fn container(name: &str, module: &str, args: &[&str]) -> ContainerConfig {
+    let mut argv = vec![name.to_owned()];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    ContainerConfig {
+        name: name.into(),
+        image: module.into(),
+        module: PathBuf::from(module),
+        argv,
+        env: vec![],
+        working_dir: None,
+        mounts: vec![],
+        resources: Default::default(),
+        attempt: 0,
+    }
+}
+
+async fn run_to_end(sandbox: &Sandbox, config: ContainerConfig) -> wasmpod::ExitStatus {
+    let name = config.name.clone();
+    sandbox.create_container(config).await.expect("create");
+    sandbox.start_container(&name).expect("start");
+    tokio::time::timeout(DEADLINE, sandbox.wait_container(&name))
+        .await
+        .expect("guest ended before the deadline")
+        .expect("wait")
+}
+
+fn stdout_of(status: &wasmpod::ContainerStatus) -> Vec<String> {
+    read_lines(&status.log_path)
+        .expect("log file")
+        .into_iter()
+        .filter(|(s, _)| *s == LogStream::Stdout)
+        .map(|(_, l)| l)
+        .collect()
+}
+
+#[tokio::test]
+async fn module_and_component_run_in_one_sandbox_and_log_separately() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = engine();
+    let sandbox = Sandbox::create(&engine, sandbox_config(dir.path(), vec![]))
+        .await
+        .expect("sandbox");
+    for (name, module) in [("p1", guests::STDERR_P1), ("p2", guests::STDERR_P2)] {
+        let exit = run_to_end(&sandbox, container(name, module, &[])).await;
+        assert_eq!(exit.code, 0, "{name}: {exit:?}");
+        assert_eq!(exit.reason, ExitReason::Completed);
+        let status = sandbox.container_status(name).expect("status");
+        assert_eq!(status.state, ContainerState::Exited);
+        let lines = read_lines(&status.log_path).expect("log");
+        assert_eq!(
+            lines,
+            vec![
+                (LogStream::Stdout, "to stdout".to_owned()),
+                (LogStream::Stderr, "to stderr".to_owned()),
+                (LogStream::Stdout, "no newline".to_owned()),
+            ],
+            "{name}"
+        );
+    }
+    sandbox.delete().await.expect("delete");
+}
+
+#[tokio::test]
+async fn exit_codes_traps_and_panics_are_the_containers_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = engine();
+    let sandbox = Sandbox::create(&engine, sandbox_config(dir.path(), vec![]))
+        .await
+        .expect("sandbox");
+    let exit = run_to_end(&sandbox, container("exit3", guests::EXIT_P1, &["3"])).await;
+    assert_eq!((exit.code, exit.reason), (3, ExitReason::Error));
+    // wasip2 commands can only report success or failure.
+    let exit = run_to_end(&sandbox, container("exit3-p2", guests::EXIT_P2, &["3"])).await;
+    assert_eq!((exit.code, exit.reason), (1, ExitReason::Error));
+    for (name, module) in [
+        ("trap", guests::TRAP_P1),
+        ("panic", guests::PANIC_P2),
+        ("oob", guests::OOB_P1),
+        ("stack", guests::STACKOVERFLOW_P2),
+    ] {
+        let exit = run_to_end(&sandbox, container(name, module, &[])).await;
+        assert_eq!(exit.code, wasmpod::engine::EXIT_TRAP, "{name}: {exit:?}");
+        assert_eq!(exit.reason, ExitReason::Error, "{name}");
+        assert!(exit.message.is_some(), "{name}: a trap carries its message");
+    }
+    // The sandbox still runs containers after all of that.
+    let exit = run_to_end(&sandbox, container("hello", guests::HELLO_P2, &[])).await;
+    assert!(exit.success());
+    let status = sandbox.container_status("hello").expect("status");
+    assert_eq!(stdout_of(&status), vec!["hello from wasm"]);
+}
+
+#[tokio::test]
+async fn lifecycle_transitions_are_guarded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = engine();
+    let sandbox = Sandbox::create(&engine, sandbox_config(dir.path(), vec![]))
+        .await
+        .expect("sandbox");
+    sandbox
+        .create_container(container("sleeper", guests::SLEEP_P1, &["60000"]))
+        .await
+        .expect("create");
+    let again = sandbox
+        .create_container(container("sleeper", guests::SLEEP_P1, &["1"]))
+        .await
+        .expect_err("duplicate name");
+    assert_eq!(again.kind(), ErrorKind::AlreadyExists);
+    sandbox.start_container("sleeper").expect("start");
+    let twice = sandbox.start_container("sleeper").expect_err("start twice");
+    assert_eq!(twice.kind(), ErrorKind::FailedPrecondition);
+    assert!(
+        twice.to_string().contains("from running to running"),
+        "{twice}"
+    );
+    let busy = sandbox
+        .remove_container("sleeper")
+        .expect_err("remove running");
+    assert_eq!(busy.kind(), ErrorKind::FailedPrecondition);
+
+    sandbox.kill_container("sleeper").expect("kill");
+    let exit = tokio::time::timeout(DEADLINE, sandbox.wait_container("sleeper"))
+        .await
+        .expect("killed before the deadline")
+        .expect("wait");
+    assert_eq!(exit.code, wasmpod::engine::EXIT_KILLED);
+    sandbox.remove_container("sleeper").expect("remove exited");
+    let gone = sandbox.container_status("sleeper").expect_err("removed");
+    assert_eq!(gone.kind(), ErrorKind::NotFound);
+    // A removed name can be created again: that is how a restart works.
+    let exit = run_to_end(&sandbox, container("sleeper", guests::SLEEP_P1, &["1"])).await;
+    assert!(exit.success());
+}
+
+#[tokio::test]
+async fn a_spinning_guest_is_killed_and_does_not_starve_its_neighbour() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = engine();
+    let sandbox = Sandbox::create(&engine, sandbox_config(dir.path(), vec![]))
+        .await
+        .expect("sandbox");
+    sandbox
+        .create_container(container("spin", guests::SPIN_P1, &[]))
+        .await
+        .expect("create");
+    sandbox.start_container("spin").expect("start");
+    let exit = run_to_end(&sandbox, container("neighbour", guests::SLEEP_P2, &["20"])).await;
+    assert!(exit.success());
+    sandbox.kill_container("spin").expect("kill");
+    let exit = tokio::time::timeout(DEADLINE, sandbox.wait_container("spin"))
+        .await
+        .expect("spinner stopped")
+        .expect("wait");
+    assert_eq!(exit.code, wasmpod::engine::EXIT_KILLED);
+}
+
+#[tokio::test]
+async fn containers_share_volumes_and_hostname() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = engine();
+    let volume = VolumeSpec {
+        name: "data".into(),
+        source: VolumeSource::EmptyDir {
+            memory: false,
+            size_limit: None,
+        },
+    };
+    let sandbox = Sandbox::create(&engine, sandbox_config(dir.path(), vec![volume]))
+        .await
+        .expect("sandbox");
+    let mount = MountSpec {
+        volume: "data".into(),
+        mount_path: "/data".into(),
+        read_only: false,
+        sub_path: None,
+    };
+    let mut writer = container(
+        "writer",
+        guests::WRITE_P1,
+        &["/data/a.txt", "shared", "bytes"],
+    );
+    writer.mounts.push(mount.clone());
+    assert!(run_to_end(&sandbox, writer).await.success());
+    let mut reader = container("reader", guests::CAT_P2, &["/data/a.txt"]);
+    reader.mounts.push(mount);
+    assert!(run_to_end(&sandbox, reader).await.success());
+    let status = sandbox.container_status("reader").expect("status");
+    assert_eq!(stdout_of(&status), vec!["shared bytes"]);
+
+    let env = run_to_end(&sandbox, container("env", guests::ENV_P1, &[])).await;
+    assert!(env.success());
+    let status = sandbox.container_status("env").expect("status");
+    assert!(stdout_of(&status).contains(&"HOSTNAME=test-pod".to_owned()));
+
+    let volume = sandbox.volume_path("data").expect("volume");
+    assert!(volume.join("a.txt").is_file());
+    sandbox.delete().await.expect("delete");
+    assert!(!volume.exists(), "emptyDir removed with the sandbox");
+}

@@ -1,0 +1,197 @@
+//! Helpers for wasmpod's end-to-end tests: run the `wasmpod` binary as a user does, on
+//! manifests written into a temp dir, with private state and cache directories.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long any one `wasmpod` invocation may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// The `wasmpod` binary cargo built next to this test.
+pub fn wasmpod_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory of the test executable");
+    let bin = dir.join("wasmpod");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run the tests with `cargo test --workspace`",
+        bin.display()
+    );
+    bin
+}
+
+/// A private wasmpod setup: its own state dir, cache dir and manifests dir.
+#[derive(Debug)]
+pub struct Wasmpod {
+    /// Holds `state/`, `cache/` and the manifests.
+    pub root: tempfile::TempDir,
+}
+
+/// What one `wasmpod` invocation did.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Its exit code.
+    pub code: i32,
+    /// Its stdout.
+    pub stdout: String,
+    /// Its stderr.
+    pub stderr: String,
+}
+
+impl Outcome {
+    /// The final `PodStatus` printed by `-o json`.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    /// The lines a container printed, as `wasmpod run` streams them (`[name] line`).
+    pub fn lines_of(&self, container: &str) -> Vec<String> {
+        let prefix = format!("[{container}] ");
+        self.stdout
+            .lines()
+            .chain(self.stderr.lines())
+            .filter_map(|l| l.strip_prefix(&prefix).map(str::to_owned))
+            .collect()
+    }
+}
+
+impl Default for Wasmpod {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Wasmpod {
+    /// A fresh setup.
+    pub fn new() -> Self {
+        Wasmpod {
+            root: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    /// The state directory (`--state-dir`).
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.path().join("state")
+    }
+
+    /// The compile cache directory (`--cache-dir`).
+    pub fn cache_dir(&self) -> PathBuf {
+        self.root.path().join("cache")
+    }
+
+    /// Writes `manifest` as `name` in the setup and returns its path.
+    pub fn manifest(&self, name: &str, manifest: &str) -> PathBuf {
+        let path = self.root.path().join(name);
+        std::fs::write(&path, manifest).expect("write manifest");
+        path
+    }
+
+    /// `wasmpod <args>` with this setup's cache dir, to its end (or the test fails at
+    /// [`DEADLINE`]).
+    pub fn cmd(&self, args: &[&str]) -> Outcome {
+        self.cmd_env(args, &[])
+    }
+
+    /// [`Wasmpod::cmd`] with extra environment variables.
+    pub fn cmd_env(&self, args: &[&str], env: &[(&str, &str)]) -> Outcome {
+        let mut command = Command::new(wasmpod_bin());
+        command
+            .args(args)
+            .env("WASMPOD_CACHE_DIR", self.cache_dir())
+            .env("WASMPOD_STATE_DIR", self.state_dir())
+            .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = command.spawn().expect("spawn wasmpod");
+        let pid = child.id();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        let output: Output = match rx.recv_timeout(DEADLINE) {
+            Ok(output) => output.expect("wait for wasmpod"),
+            Err(_) => {
+                // End the process we started, by its pid, and fail.
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+                panic!("wasmpod {args:?} did not finish within {DEADLINE:?}");
+            }
+        };
+        Outcome {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// `wasmpod run -o json MANIFEST <extra>` on `manifest` text.
+    pub fn run_json(&self, manifest: &str, extra: &[&str]) -> Outcome {
+        let path = self.manifest("pod.yaml", manifest);
+        let path = path.to_str().expect("utf-8 path");
+        let mut args = vec!["run", "-o", "json", path];
+        args.extend_from_slice(extra);
+        self.cmd(&args)
+    }
+
+    /// Every entry under the state dir, recursively (relative paths).
+    pub fn state_entries(&self) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        walk(&self.state_dir(), &self.state_dir(), &mut found);
+        found.sort();
+        found
+    }
+}
+
+fn walk(root: &Path, dir: &Path, found: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        found.push(path.strip_prefix(root).unwrap_or(&path).to_owned());
+        if path.is_dir() {
+            walk(root, &path, found);
+        }
+    }
+}
+
+/// The terminated state of container `name` in a `PodStatus` JSON: `(exitCode, reason)`.
+pub fn terminated(status: &serde_json::Value, name: &str) -> (i64, String) {
+    let container = ["containerStatuses", "initContainerStatuses"]
+        .iter()
+        .filter_map(|key| status[key].as_array())
+        .flatten()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no status for container {name}: {status}"));
+    let t = &container["state"]["terminated"];
+    (
+        t["exitCode"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{name} not terminated: {container}")),
+        t["reason"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// The `restartCount` of container `name`.
+pub fn restart_count(status: &serde_json::Value, name: &str) -> i64 {
+    ["containerStatuses", "initContainerStatuses"]
+        .iter()
+        .filter_map(|key| status[key].as_array())
+        .flatten()
+        .find(|c| c["name"] == name)
+        .and_then(|c| c["restartCount"].as_i64())
+        .unwrap_or_else(|| panic!("no restartCount for {name}: {status}"))
+}

@@ -1,0 +1,145 @@
+//! Bad input: a one-line error naming the field, exit code 2, nothing started, nothing left.
+
+use wasmpod_guests as guests;
+use wasmpod_tests::Wasmpod;
+
+/// A valid two-container pod whose parts the cases below break one at a time.
+fn pod(containers: &str, volumes: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: bad\nspec:\n  restartPolicy: Never\n{volumes}  containers:\n{containers}"
+    )
+}
+
+fn container(name: &str, image: &str, extra: &str) -> String {
+    format!("  - name: {name}\n    image: {image}\n{extra}")
+}
+
+/// Runs `manifest` and checks the failure: exit 2, one line on stderr containing `expected`,
+/// no guest output, nothing under the state dir.
+fn refused(manifest: &str, expected: &str) {
+    let wasmpod = Wasmpod::new();
+    let out = wasmpod.run_json(manifest, &[]);
+    assert_eq!(
+        out.code, 2,
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout, out.stderr
+    );
+    assert!(out.stdout.is_empty(), "nothing ran: {}", out.stdout);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {:?}", out.stderr);
+    assert!(
+        lines[0].contains(expected),
+        "{:?} lacks {expected:?}",
+        lines[0]
+    );
+    assert_eq!(
+        wasmpod.state_entries(),
+        Vec::<std::path::PathBuf>::new(),
+        "left behind"
+    );
+    // `validate` agrees (for manifest errors) or passes (for module errors found at load).
+    let path = wasmpod.manifest("again.yaml", manifest);
+    let validate = wasmpod.cmd(&["validate", path.to_str().expect("utf-8")]);
+    assert!(validate.code == 2 || validate.code == 0, "{validate:?}");
+}
+
+#[test]
+fn yaml_syntax_error() {
+    refused("apiVersion: v1\nkind: Pod\nmetadata: {name: x\n", "line");
+}
+
+#[test]
+fn unknown_kind() {
+    refused(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n",
+        "kind",
+    );
+    refused(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: x}\n",
+        "kind",
+    );
+}
+
+#[test]
+fn duplicate_container_names() {
+    let containers =
+        container("web", guests::HELLO_P1, "") + &container("web", guests::HELLO_P2, "");
+    refused(&pod(&containers, ""), "spec.containers[1].name");
+}
+
+#[test]
+fn volume_mount_of_an_undeclared_volume() {
+    let mounts = "    volumeMounts: [{name: data, mountPath: /data}]\n";
+    let containers =
+        container("a", guests::HELLO_P1, "") + &container("b", guests::HELLO_P1, mounts);
+    refused(
+        &pod(&containers, ""),
+        "spec.containers[1].volumeMounts[0].name",
+    );
+}
+
+#[test]
+fn two_volumes_with_one_name() {
+    let volumes = "  volumes:\n  - {name: data, emptyDir: {}}\n  - {name: data, emptyDir: {}}\n";
+    refused(
+        &pod(&container("a", guests::HELLO_P1, ""), volumes),
+        "spec.volumes[1].name",
+    );
+}
+
+#[test]
+fn missing_wasm_file() {
+    let containers =
+        container("a", guests::HELLO_P1, "") + &container("b", "/nonexistent/app.wasm", "");
+    refused(&pod(&containers, ""), "spec.containers[1].image");
+}
+
+#[test]
+fn bytes_that_are_not_wasm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = dir.path().join("script.wasm");
+    std::fs::write(&fake, "#!/bin/sh\necho not wasm\n").expect("write");
+    let containers = container("a", fake.to_str().expect("utf-8"), "");
+    let wasmpod_error = "not a WebAssembly module or component";
+    refused(&pod(&containers, ""), "spec.containers[0].image");
+    refused(&pod(&containers, ""), wasmpod_error);
+}
+
+#[test]
+fn privileged_is_not_supported() {
+    let extra = "    securityContext:\n      privileged: true\n";
+    let containers =
+        container("a", guests::HELLO_P1, "") + &container("b", guests::HELLO_P1, extra);
+    refused(
+        &pod(&containers, ""),
+        "spec.containers[1].securityContext.privileged: not supported by wasmpod",
+    );
+}
+
+#[test]
+fn host_network_is_not_supported() {
+    let manifest = pod(
+        &container("a", guests::HELLO_P1, ""),
+        "  hostNetwork: true\n",
+    );
+    refused(&manifest, "spec.hostNetwork: not supported by wasmpod");
+}
+
+#[test]
+fn mount_path_must_be_absolute() {
+    let volumes = "  volumes:\n  - {name: data, emptyDir: {}}\n";
+    let mounts = "    volumeMounts: [{name: data, mountPath: data}]\n";
+    refused(
+        &pod(&container("a", guests::HELLO_P1, mounts), volumes),
+        "spec.containers[0].volumeMounts[0].mountPath",
+    );
+}
+
+#[test]
+fn unknown_fields_are_named() {
+    let extra = "    imagePolicy: Always\n";
+    refused(
+        &pod(&container("a", guests::HELLO_P1, extra), ""),
+        "spec.containers[0].imagePolicy",
+    );
+}

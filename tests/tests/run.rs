@@ -1,0 +1,320 @@
+//! `wasmpod run` end to end: volumes, init containers, restart policies, both guest kinds.
+
+use wasmpod_guests as guests;
+use wasmpod_tests::{Wasmpod, restart_count, terminated};
+
+#[test]
+fn volume_demo_reader_prints_what_the_writer_wrote_and_the_empty_dir_is_gone() {
+    let wasmpod = Wasmpod::new();
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/volume-demo/pod.yaml"
+    );
+    let out = wasmpod.cmd(&["run", "-o", "json", example]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.lines_of("reader"),
+        vec!["hello from the writer container of volume-demo"]
+    );
+    let status = out.json();
+    assert_eq!(status["phase"], "Succeeded");
+    assert_eq!(terminated(&status, "writer"), (0, "Completed".into()));
+    assert_eq!(terminated(&status, "reader"), (0, "Completed".into()));
+    let entries = wasmpod.state_entries();
+    assert!(
+        entries
+            .iter()
+            .all(|e| !e.to_string_lossy().contains("volumes")),
+        "emptyDir left behind: {entries:?}"
+    );
+    assert!(
+        entries.iter().any(|e| e.ends_with("logs/reader/0.log")),
+        "logs are kept: {entries:?}"
+    );
+}
+
+#[test]
+fn init_demo_prepares_the_file_before_the_app_starts() {
+    let wasmpod = Wasmpod::new();
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/init-demo/pod.yaml"
+    );
+    let out = wasmpod.cmd(&["run", example]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.lines_of("web"),
+        vec!["<h1>prepared by the init container</h1>"]
+    );
+    // The status lines walk through Init:0/1 before the app runs, as `kubectl get pods -w`.
+    let init = out.stdout.find("Init:0/1").expect("Init:0/1 line");
+    let done = out.stdout.find("Completed").expect("Completed line");
+    assert!(init < done, "{}", out.stdout);
+}
+
+#[test]
+fn init_containers_run_in_order_and_a_failing_one_keeps_the_apps_from_starting() {
+    let wasmpod = Wasmpod::new();
+    let manifest = format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: gated}}
+spec:
+  restartPolicy: Never
+  volumes: [{{name: data, emptyDir: {{}}}}]
+  initContainers:
+  - name: first
+    image: {write}
+    args: ["--append", "/data/order", "first"]
+    volumeMounts: [{{name: data, mountPath: /data}}]
+  - name: second
+    image: {write}
+    args: ["--append", "/data/order", "second"]
+    volumeMounts: [{{name: data, mountPath: /data}}]
+  - name: print
+    image: {cat}
+    args: ["/data/order"]
+    volumeMounts: [{{name: data, mountPath: /data}}]
+  - name: fail
+    image: {exit}
+    args: ["7"]
+  containers:
+  - name: app
+    image: {hello}
+"#,
+        write = guests::WRITE_P1,
+        cat = guests::CAT_P2,
+        exit = guests::EXIT_P1,
+        hello = guests::HELLO_P1,
+    );
+    let out = wasmpod.run_json(&manifest, &[]);
+    assert_eq!(out.code, 1, "a failed pod exits 1: {}", out.stderr);
+    assert_eq!(out.lines_of("print"), vec!["first", "second"]);
+    let status = out.json();
+    assert_eq!(status["phase"], "Failed");
+    assert_eq!(terminated(&status, "fail"), (7, "Error".into()));
+    assert!(out.lines_of("app").is_empty());
+    let app = &status["containerStatuses"][0];
+    assert_eq!(
+        app["state"]["waiting"]["reason"], "PodInitializing",
+        "{app}"
+    );
+}
+
+#[test]
+fn on_failure_restarts_with_growing_back_off_and_never_does_not() {
+    let wasmpod = Wasmpod::new();
+    let manifest = |policy: &str| {
+        format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: flaky-{lower}}}
+spec:
+  restartPolicy: {policy}
+  volumes: [{{name: data, emptyDir: {{}}}}]
+  containers:
+  - name: flaky
+    image: {flaky}
+    args: ["/data/count", "4"]
+    volumeMounts: [{{name: data, mountPath: /data}}]
+"#,
+            lower = policy.to_lowercase(),
+            flaky = guests::FLAKY_P1,
+        )
+    };
+    let base_ms = 40;
+    let base = format!("{base_ms}ms");
+    let out = wasmpod.run_json(&manifest("OnFailure"), &["--backoff-base", &base]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.lines_of("flaky"),
+        vec!["run 1", "run 2", "run 3", "run 4"]
+    );
+    let status = out.json();
+    assert_eq!(status["phase"], "Succeeded");
+    assert_eq!(restart_count(&status, "flaky"), 3);
+    assert_eq!(terminated(&status, "flaky"), (0, "Completed".into()));
+    let last = &status["containerStatuses"][0]["lastState"]["terminated"];
+    assert_eq!(
+        (last["exitCode"].as_i64(), last["reason"].as_str()),
+        (Some(1), Some("Error"))
+    );
+    assert!(out.stdout.contains("CrashLoopBackOff") || out.stderr.contains("CrashLoopBackOff"));
+
+    // Each run has its own log file; the gaps between runs grow: base, 2×, 4× at least.
+    let pod_dir = std::fs::read_dir(wasmpod.state_dir())
+        .expect("state dir")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().contains("flaky-onfailure"))
+        .expect("pod dir");
+    let starts: Vec<jiff::Timestamp> = (0..4)
+        .map(|attempt| {
+            let log = std::fs::read_to_string(pod_dir.join(format!("logs/flaky/{attempt}.log")))
+                .expect("attempt log");
+            let time = log.split(' ').next().expect("record time");
+            time.parse().expect("timestamp")
+        })
+        .collect();
+    for (i, pair) in starts.windows(2).enumerate() {
+        let gap = pair[1].duration_since(pair[0]).as_millis();
+        let minimum = i128::from(base_ms) << i;
+        assert!(
+            gap >= minimum,
+            "restart {} came after {gap} ms, back-off is {minimum} ms",
+            i + 1
+        );
+    }
+
+    let out = wasmpod.run_json(&manifest("Never"), &["--backoff-base", &base]);
+    assert_eq!(out.code, 1);
+    assert_eq!(out.lines_of("flaky"), vec!["run 1"]);
+    let status = out.json();
+    assert_eq!(status["phase"], "Failed");
+    assert_eq!(restart_count(&status, "flaky"), 0);
+    assert_eq!(terminated(&status, "flaky"), (1, "Error".into()));
+}
+
+#[test]
+fn a_wasip1_module_and_a_wasip2_component_run_in_one_pod_with_the_pod_identity() {
+    let wasmpod = Wasmpod::new();
+    let manifest = format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: mixed
+  namespace: team-a
+  uid: 0b5c3c9e-1111-2222-3333-444455556666
+spec:
+  restartPolicy: Never
+  containers:
+  - name: module
+    image: {p1}
+    command: ["env", "--flag"]
+    args: ["$(GREETING)", "$$(GREETING)"]
+    env:
+    - {{name: GREETING, value: hi}}
+    - {{name: NS, valueFrom: {{fieldRef: {{fieldPath: metadata.namespace}}}}}}
+  - name: component
+    image: {p2}
+    args: ["x"]
+    env:
+    - {{name: UID, valueFrom: {{fieldRef: {{fieldPath: metadata.uid}}}}}}
+"#,
+        p1 = guests::ENV_P1,
+        p2 = guests::ENV_P2,
+    );
+    let out = wasmpod.run_json(&manifest, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let module = out.lines_of("module");
+    for expected in [
+        "arg[0]=env",
+        "arg[1]=--flag",
+        "arg[2]=hi",
+        "arg[3]=$(GREETING)",
+        "HOSTNAME=mixed",
+        "NS=team-a",
+        "GREETING=hi",
+    ] {
+        assert!(
+            module.contains(&expected.to_owned()),
+            "{expected} missing: {module:?}"
+        );
+    }
+    let component = out.lines_of("component");
+    for expected in [
+        "arg[0]=env.wasm",
+        "arg[1]=x",
+        "HOSTNAME=mixed",
+        "UID=0b5c3c9e-1111-2222-3333-444455556666",
+    ] {
+        assert!(
+            component.contains(&expected.to_owned()),
+            "{expected} missing: {component:?}"
+        );
+    }
+}
+
+#[test]
+fn a_read_only_host_path_refuses_writes_and_the_host_file_is_unchanged() {
+    let wasmpod = Wasmpod::new();
+    let host = tempfile::tempdir().expect("tempdir");
+    std::fs::write(host.path().join("keep.txt"), "original\n").expect("host file");
+    let manifest = format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: readonly}}
+spec:
+  restartPolicy: Never
+  volumes:
+  - name: host
+    hostPath: {{path: {dir}, type: Directory}}
+  containers:
+  - name: writer
+    image: {write}
+    args: ["/host/keep.txt", "overwritten"]
+    volumeMounts: [{{name: host, mountPath: /host, readOnly: true}}]
+  - name: reader
+    image: {cat}
+    args: ["/host/keep.txt"]
+    volumeMounts: [{{name: host, mountPath: /host, readOnly: true}}]
+"#,
+        dir = host.path().display(),
+        write = guests::WRITE_P2,
+        cat = guests::CAT_P1,
+    );
+    let out = wasmpod.run_json(&manifest, &[]);
+    assert_eq!(out.code, 1, "the writer fails, so the pod fails");
+    let status = out.json();
+    assert_eq!(terminated(&status, "writer"), (1, "Error".into()));
+    assert_eq!(terminated(&status, "reader"), (0, "Completed".into()));
+    assert_eq!(out.lines_of("reader"), vec!["original"]);
+    let error = out.lines_of("writer").join("\n");
+    assert!(error.starts_with("write /host/keep.txt:"), "{error}");
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("keep.txt")).expect("host file"),
+        "original\n"
+    );
+}
+
+#[test]
+fn working_dir_is_honoured_inside_the_mounts() {
+    let wasmpod = Wasmpod::new();
+    let manifest = format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: workdir}}
+spec:
+  restartPolicy: Never
+  volumes: [{{name: data, emptyDir: {{}}}}]
+  initContainers:
+  - name: prepare
+    image: {write}
+    args: ["/sub/file.txt", "relative read works"]
+    volumeMounts: [{{name: data, mountPath: /sub, subPath: sub}}]
+  containers:
+  - name: p1
+    image: {cat1}
+    workingDir: /data/sub
+    args: ["file.txt"]
+    volumeMounts: [{{name: data, mountPath: /data}}]
+  - name: p2
+    image: {cat2}
+    workingDir: /data/sub
+    args: ["file.txt"]
+    volumeMounts: [{{name: data, mountPath: /data}}]
+"#,
+        write = guests::WRITE_P1,
+        cat1 = guests::CAT_P1,
+        cat2 = guests::CAT_P2,
+    );
+    let out = wasmpod.run_json(&manifest, &[]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.lines_of("p1"), vec!["relative read works"]);
+    assert_eq!(out.lines_of("p2"), vec!["relative read works"]);
+}
