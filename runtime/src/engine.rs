@@ -182,11 +182,7 @@ impl Engine {
     /// Reads, compiles (through the cache) and links the guest at `path`. Blocking: async
     /// callers run it on a blocking thread.
     pub fn load_image(&self, path: &Path) -> Result<Image, ImageError> {
-        let wasm = std::fs::read(path).map_err(|source| ImageError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let kind = ImageKind::detect(&wasm, path)?;
+        let (wasm, kind) = read_wasm(path)?;
         let cache = &self.inner.cache;
         let key = cache.key(&wasm);
         let images = || {
@@ -211,11 +207,7 @@ impl Engine {
 
     /// Compiles `path` into the disk cache without keeping it: `wasmpod compile`.
     pub fn precompile(&self, path: &Path) -> Result<ImageKind, ImageError> {
-        let wasm = std::fs::read(path).map_err(|source| ImageError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let kind = ImageKind::detect(&wasm, path)?;
+        let (wasm, kind) = read_wasm(path)?;
         let key = self.inner.cache.key(&wasm);
         self.inner.cache.get_or_compile(&key, &wasm, kind, path)?;
         Ok(kind)
@@ -224,6 +216,16 @@ impl Engine {
     pub(crate) fn wasmtime(&self) -> &wasmtime::Engine {
         &self.inner.wasmtime
     }
+}
+
+/// The bytes of the guest at `path` and its kind.
+fn read_wasm(path: &Path) -> Result<(Vec<u8>, ImageKind), ImageError> {
+    let wasm = std::fs::read(path).map_err(|source| ImageError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let kind = ImageKind::detect(&wasm, path)?;
+    Ok((wasm, kind))
 }
 
 /// Advances the engine's epoch every `tick` until `stop` is set. The thread holds a clone of the

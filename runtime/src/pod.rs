@@ -24,7 +24,7 @@ pub use container::{ContainerState, ContainerStatus};
 use crate::engine::Engine;
 use crate::error::{ErrorKind, Result};
 use crate::logs::LogStream;
-use crate::spec::{MountSpec, PodSpec, Resources, VolumeSpec};
+use crate::spec::{ContainerSpec, PodSpec, VolumeSpec};
 use crate::volume::Volumes;
 
 /// A lifecycle verb was refused.
@@ -134,43 +134,20 @@ impl SandboxConfig {
     }
 }
 
-/// What a container is made of.
+/// What a container is made of: its spec and which run of it this is.
 #[derive(Debug, Clone)]
 pub struct ContainerConfig {
-    /// Unique within the sandbox.
-    pub name: String,
-    /// The image as the user named it (reported in the status).
-    pub image: String,
-    /// The `.wasm` file to run.
-    pub module: PathBuf,
-    /// argv, `argv[0]` included.
-    pub argv: Vec<String>,
-    /// Environment; `HOSTNAME` is added unless given.
-    pub env: Vec<(String, String)>,
-    /// Initial working directory.
-    pub working_dir: Option<String>,
-    /// Volume mounts.
-    pub mounts: Vec<MountSpec>,
-    /// Resource requests and limits.
-    pub resources: Resources,
+    /// The container: name (unique within the sandbox), module, argv, env, mounts...
+    /// `HOSTNAME` is added to its env unless given.
+    pub spec: ContainerSpec,
     /// How many times this container was restarted before: names its log file.
     pub attempt: u32,
 }
 
 impl ContainerConfig {
-    /// The config of a manifest container, for its `attempt`-th run.
-    pub fn from_spec(spec: &crate::spec::ContainerSpec, attempt: u32) -> Self {
-        ContainerConfig {
-            name: spec.name.clone(),
-            image: spec.image.clone(),
-            module: spec.module.clone(),
-            argv: spec.argv.clone(),
-            env: spec.env.clone(),
-            working_dir: spec.working_dir.clone(),
-            mounts: spec.mounts.clone(),
-            resources: spec.resources,
-            attempt,
-        }
+    /// The `attempt`-th run of `spec`.
+    pub fn new(spec: ContainerSpec, attempt: u32) -> Self {
+        ContainerConfig { spec, attempt }
     }
 }
 

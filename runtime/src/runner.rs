@@ -240,7 +240,7 @@ impl Pod {
         attempt: u32,
     ) -> (ExitStatus, Timestamp) {
         let name = spec.name.as_str();
-        let config = ContainerConfig::from_spec(spec, attempt);
+        let config = ContainerConfig::new(spec.clone(), attempt);
         let started_at = Timestamp::now();
         if let Err(e) = self.sandbox.create_container(config).await {
             return (ExitStatus::start_error(e.to_string()), started_at);

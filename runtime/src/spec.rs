@@ -130,6 +130,30 @@ pub struct ContainerSpec {
     pub pre_stop: Option<Vec<String>>,
 }
 
+impl ContainerSpec {
+    /// A container running `module`: `argv` is the module's file name alone (as an image's
+    /// entrypoint), no env, mounts, limits or hooks.
+    pub fn new(name: impl Into<String>, module: impl Into<PathBuf>) -> Self {
+        let module = module.into();
+        let argv0 = module.file_name().map_or_else(
+            || module.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        ContainerSpec {
+            name: name.into(),
+            image: module.display().to_string(),
+            module,
+            argv: vec![argv0],
+            env: Vec::new(),
+            working_dir: None,
+            mounts: Vec::new(),
+            resources: Resources::default(),
+            ports: Vec::new(),
+            pre_stop: None,
+        }
+    }
+}
+
 /// One `volumeMounts` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountSpec {

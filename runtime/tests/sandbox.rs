@@ -1,10 +1,9 @@
 //! The CRI-shaped sandbox API with real guests: create, start, wait, kill, remove.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use wasmpod::logs::{LogStream, read_lines};
-use wasmpod::spec::{MountSpec, VolumeSource, VolumeSpec};
+use wasmpod::spec::{ContainerSpec, MountSpec, VolumeSource, VolumeSpec};
 use wasmpod::{
     ContainerConfig, ContainerState, Engine, EngineConfig, ErrorKind, ExitReason, Sandbox,
     SandboxConfig,
@@ -34,23 +33,13 @@ fn sandbox_config(dir: &std::path::Path, volumes: Vec<VolumeSpec>) -> SandboxCon
 }
 
 fn container(name: &str, module: &str, args: &[&str]) -> ContainerConfig {
-    let mut argv = vec![name.to_owned()];
-    argv.extend(args.iter().map(|a| a.to_string()));
-    ContainerConfig {
-        name: name.into(),
-        image: module.into(),
-        module: PathBuf::from(module),
-        argv,
-        env: vec![],
-        working_dir: None,
-        mounts: vec![],
-        resources: Default::default(),
-        attempt: 0,
-    }
+    let mut spec = ContainerSpec::new(name, module);
+    spec.argv.extend(args.iter().map(|a| a.to_string()));
+    ContainerConfig::new(spec, 0)
 }
 
 async fn run_to_end(sandbox: &Sandbox, config: ContainerConfig) -> wasmpod::ExitStatus {
-    let name = config.name.clone();
+    let name = config.spec.name.clone();
     sandbox.create_container(config).await.expect("create");
     sandbox.start_container(&name).expect("start");
     tokio::time::timeout(DEADLINE, sandbox.wait_container(&name))
@@ -214,10 +203,10 @@ async fn containers_share_volumes_and_hostname() {
         guests::WRITE_P1,
         &["/data/a.txt", "shared", "bytes"],
     );
-    writer.mounts.push(mount.clone());
+    writer.spec.mounts.push(mount.clone());
     assert!(run_to_end(&sandbox, writer).await.success());
     let mut reader = container("reader", guests::CAT_P2, &["/data/a.txt"]);
-    reader.mounts.push(mount);
+    reader.spec.mounts.push(mount);
     assert!(run_to_end(&sandbox, reader).await.success());
     let status = sandbox.container_status("reader").expect("status");
     assert_eq!(stdout_of(&status), vec!["shared bytes"]);

@@ -101,8 +101,8 @@ impl Container {
 
     pub(super) fn status(&self) -> ContainerStatus {
         ContainerStatus {
-            name: self.config.name.clone(),
-            image: self.config.image.clone(),
+            name: self.config.spec.name.clone(),
+            image: self.config.spec.image.clone(),
             state: self.state,
             attempt: self.config.attempt,
             created_at: self.created_at,
@@ -123,7 +123,7 @@ impl Container {
             Ok(())
         } else {
             Err(PodError::BadTransition {
-                name: self.config.name.clone(),
+                name: self.config.spec.name.clone(),
                 from: self.state,
                 to,
             })

@@ -50,27 +50,31 @@ impl Sandbox {
         {
             let state = self.lock();
             self.ensure_alive(&state)?;
-            if state.containers.contains_key(&config.name) {
+            if state.containers.contains_key(&config.spec.name) {
                 return Err(PodError::AlreadyExists {
                     pod: self.shared.config.name.clone(),
-                    name: config.name.clone(),
+                    name: config.spec.name.clone(),
                 }
                 .into());
             }
         }
         let engine = self.shared.engine.clone();
-        let module = config.module.clone();
+        let module = config.spec.module.clone();
         let image = tokio::task::spawn_blocking(move || engine.load_image(&module))
             .await
-            .map_err(|e| Error::io("join", &config.module, std::io::Error::other(e)))??;
-        let log_dir = self.shared.config.dir.join("logs").join(&config.name);
-        std::fs::create_dir_all(&log_dir)
-            .map_err(|e| setup(&config.name, Error::io("create directory", &log_dir, e)))?;
+            .map_err(|e| Error::io("join", &config.spec.module, std::io::Error::other(e)))??;
+        let log_dir = self.shared.config.dir.join("logs").join(&config.spec.name);
+        std::fs::create_dir_all(&log_dir).map_err(|e| {
+            setup(
+                &config.spec.name,
+                Error::io("create directory", &log_dir, e),
+            )
+        })?;
         let log_path = log_dir.join(format!("{}.log", config.attempt));
 
         let mut state = self.lock();
         self.ensure_alive(&state)?;
-        let name = config.name.clone();
+        let name = config.spec.name.clone();
         if state.containers.contains_key(&name) {
             return Err(PodError::AlreadyExists {
                 pod: self.shared.config.name.clone(),
@@ -81,7 +85,7 @@ impl Sandbox {
         // Mounts are checked now so that a bad mount fails `create`, not `start`.
         state
             .volumes
-            .preopens(&config.mounts)
+            .preopens(&config.spec.mounts)
             .map_err(|e| setup(&name, e.into()))?;
         tracing::debug!(
             pod = self.shared.config.name,

@@ -26,7 +26,7 @@ impl Sandbox {
             .ok_or_else(|| self.not_found(name))?;
         container.check(ContainerState::Running, ContainerState::can_start)?;
         let preopens = volumes
-            .preopens(&container.config.mounts)
+            .preopens(&container.config.spec.mounts)
             .map_err(|e| setup(name, e.into()))?;
         let log = ContainerLog::create(&container.log_path, self.log_observer(name))
             .map_err(|e| setup(name, Error::io("create log", &container.log_path, e)))?;
@@ -34,16 +34,16 @@ impl Sandbox {
         container.started_at = Some(Timestamp::now());
 
         let config = &container.config;
-        let mut env = Vec::with_capacity(config.env.len() + 1);
-        if !config.env.iter().any(|(k, _)| k == "HOSTNAME") {
+        let mut env = Vec::with_capacity(config.spec.env.len() + 1);
+        if !config.spec.env.iter().any(|(k, _)| k == "HOSTNAME") {
             env.push(("HOSTNAME".to_owned(), self.shared.config.hostname.clone()));
         }
-        env.extend(config.env.iter().cloned());
+        env.extend(config.spec.env.iter().cloned());
         let invocation = Invocation {
-            argv: config.argv.clone(),
+            argv: config.spec.argv.clone(),
             env,
             preopens,
-            cwd: config.working_dir.clone(),
+            cwd: config.spec.working_dir.clone(),
         };
         let io = GuestIo {
             stdout: Box::new(log.stream(LogStream::Stdout)),
