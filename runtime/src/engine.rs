@@ -7,6 +7,7 @@
 
 mod cache;
 mod image;
+mod limits;
 mod run;
 mod store;
 
@@ -19,6 +20,7 @@ use std::time::Duration;
 use cache::Compiled;
 pub use cache::{CacheStats, CompileCache};
 pub use image::{Image, ImageKind};
+pub use limits::{CPU_PERIOD, OutOfMemory, Usage};
 pub use run::{
     EXIT_KILLED, EXIT_START_ERROR, EXIT_TRAP, ExitReason, ExitStatus, GuestIo, Invocation, Preopen,
 };
@@ -79,6 +81,8 @@ pub struct EngineConfig {
     pub pool_instances: u32,
     /// The largest linear memory a guest may have. Default: 4 GiB.
     pub max_memory_size: usize,
+    /// The memory cap of a container without `resources.limits.memory`. Default: 1 GiB.
+    pub default_memory_limit: u64,
 }
 
 impl Default for EngineConfig {
@@ -88,6 +92,7 @@ impl Default for EngineConfig {
             epoch_tick: Duration::from_millis(10),
             pool_instances: 1000,
             max_memory_size: 4 << 30,
+            default_memory_limit: 1 << 30,
         }
     }
 }
@@ -118,6 +123,7 @@ struct EngineInner {
     cache: CompileCache,
     /// Images this process already loaded, by cache key: restarts and further pods skip the disk.
     images: Mutex<HashMap<String, Image>>,
+    default_memory_limit: u64,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -169,6 +175,7 @@ impl Engine {
                 component_linker,
                 cache,
                 images: Mutex::default(),
+                default_memory_limit: config.default_memory_limit,
                 ticker_stop,
             }),
         })

@@ -34,6 +34,9 @@ pub enum Error {
     /// A volume could not be prepared.
     #[error(transparent)]
     Volume(#[from] crate::volume::VolumeError),
+    /// The pod does not fit the node.
+    #[error(transparent)]
+    Admission(#[from] crate::admission::AdmissionError),
     /// A lifecycle verb was refused.
     #[error(transparent)]
     Pod(#[from] crate::pod::PodError),
@@ -60,6 +63,7 @@ impl Error {
             Error::Image(e) => e.kind(),
             Error::Volume(e) => e.kind(),
             Error::Pod(e) => e.kind(),
+            Error::Admission(e) => e.kind(),
             Error::Engine(_) => ErrorKind::Internal,
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 ErrorKind::NotFound

@@ -13,6 +13,7 @@
 //!   kill and remove containers in it by name);
 //! - [`runner`]: composes a whole manifest on top of the sandbox, as `wasmpod run` does.
 
+pub mod admission;
 pub mod engine;
 pub mod error;
 pub mod logs;

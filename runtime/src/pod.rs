@@ -12,6 +12,7 @@ mod create;
 mod delete;
 mod kill;
 mod start;
+mod stop;
 mod wait;
 
 use std::collections::{BTreeMap, HashMap};
@@ -85,6 +86,16 @@ impl PodError {
         }
     }
 }
+
+/// Where every container finds the runtime's files: a read-only directory preopened at this
+/// guest path.
+pub const CONTROL_DIR: &str = "/run/wasmpod";
+/// The file that appears in [`CONTROL_DIR`] when the container is asked to terminate (WASI has
+/// no signals); it holds the reason, e.g. `TERM`. Its path is also in the guest's environment
+/// as [`TERMINATION_FILE_ENV`].
+pub const TERMINATION_FILE: &str = "terminating";
+/// The environment variable holding the termination file's guest path.
+pub const TERMINATION_FILE_ENV: &str = "WASMPOD_TERMINATION_FILE";
 
 /// Sees every line a guest writes: `(container, stream, content, partial)`.
 pub type PodLogObserver = Arc<dyn Fn(&str, LogStream, &str, bool) + Send + Sync>;

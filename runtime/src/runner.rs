@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
+use crate::admission::Node;
 use crate::engine::{Engine, ExitStatus};
 use crate::error::Result;
 use crate::pod::{ContainerConfig, PodLogObserver, Sandbox, SandboxConfig};
@@ -31,6 +32,10 @@ pub struct RunOptions {
     pub on_status: Option<StatusObserver>,
     /// Sees every guest output record.
     pub on_log: Option<PodLogObserver>,
+    /// Overrides the manifest's `terminationGracePeriodSeconds`.
+    pub grace_period: Option<Duration>,
+    /// The node the pod must fit (gang admission). Default: this machine.
+    pub node: Arc<Node>,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -50,6 +55,8 @@ impl RunOptions {
             backoff_base: Duration::from_secs(10),
             on_status: None,
             on_log: None,
+            grace_period: None,
+            node: Node::this_machine(),
         }
     }
 }
@@ -73,6 +80,45 @@ pub fn default_state_dir() -> PathBuf {
 /// names a pod's log directory.
 pub fn pod_dir(state_dir: &Path, spec: &PodSpec) -> PathBuf {
     state_dir.join(format!("{}_{}_{}", spec.namespace, spec.name, spec.uid))
+}
+
+/// How a running pod is ended from outside: [`Shutdown::terminate`] asks every container to
+/// stop within the grace period (preStop, termination request, hard stop at the end);
+/// [`Shutdown::kill`] hard-stops them at once. Cheap to clone; clones are the same switch.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown {
+    terminate: CancellationToken,
+    kill: CancellationToken,
+}
+
+impl Shutdown {
+    /// A switch nobody pulled yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Graceful termination (Ctrl-C, SIGTERM, a deadline).
+    pub fn terminate(&self) {
+        self.terminate.cancel();
+    }
+
+    /// Immediate hard stop of everything still running (a second Ctrl-C).
+    pub fn kill(&self) {
+        self.terminate.cancel();
+        self.kill.cancel();
+    }
+
+    /// Whether termination was asked for.
+    pub fn is_terminating(&self) -> bool {
+        self.terminate.is_cancelled()
+    }
+
+    fn child(&self) -> Shutdown {
+        Shutdown {
+            terminate: self.terminate.child_token(),
+            kill: self.kill.child_token(),
+        }
+    }
 }
 
 /// Loads every container's image, so that a missing or invalid module fails before anything
@@ -105,8 +151,9 @@ pub async fn run(
     engine: &Engine,
     spec: &PodSpec,
     options: RunOptions,
-    shutdown: CancellationToken,
+    shutdown: Shutdown,
 ) -> Result<PodStatus> {
+    let _admission = options.node.admit(spec)?;
     load_images(engine, spec).await?;
     let mut config = SandboxConfig::for_pod(spec, options.dir.clone());
     config.log_observer = options.on_log.clone();
@@ -117,7 +164,10 @@ pub async fn run(
         backoff_base: options.backoff_base,
         status: Mutex::new(PodStatus::new(spec)),
         on_status: options.on_status,
-        stop: shutdown.child_token(),
+        grace: options
+            .grace_period
+            .unwrap_or(spec.termination_grace_period),
+        shutdown: shutdown.child(),
     });
     pod.notify();
     let deadline = spec.active_deadline.map(|after| {
@@ -131,7 +181,7 @@ pub async fn run(
                     after.as_secs()
                 ));
             });
-            pod.stop.cancel();
+            pod.shutdown.terminate();
         })
     });
     let phase = pod.drive(spec).await;
@@ -156,8 +206,10 @@ struct Pod {
     backoff_base: Duration,
     status: Mutex<PodStatus>,
     on_status: Option<StatusObserver>,
-    /// Fires on shutdown or deadline: every container is stopped and none restarted.
-    stop: CancellationToken,
+    /// The grace period of graceful termination.
+    grace: Duration,
+    /// Pulled on shutdown or deadline: every container is stopped and none restarted.
+    shutdown: Shutdown,
 }
 
 /// Which status slot a container fills.
@@ -213,7 +265,7 @@ impl Pod {
                 Slot::Init(_) => !exit.success() && self.restart_policy != RestartPolicy::Never,
                 Slot::App(_) => self.restart_policy.restarts(exit.code),
             };
-            if !restart || self.stop.is_cancelled() {
+            if !restart || self.shutdown.is_terminating() {
                 self.set_state(slot, terminated, None);
                 return exit;
             }
@@ -226,7 +278,7 @@ impl Pod {
             self.set_state(slot, waiting, Some((terminated, attempt)));
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
-                () = self.stop.cancelled() => return exit,
+                () = self.shutdown.terminate.cancelled() => return exit,
             }
         }
     }
@@ -250,10 +302,7 @@ impl Pod {
                 self.set_state(slot, State::Running { started_at }, None);
                 tokio::select! {
                     exit = self.sandbox.wait_container(name) => exit,
-                    () = self.stop.cancelled() => {
-                        let _ = self.sandbox.kill_container(name);
-                        self.sandbox.wait_container(name).await
-                    }
+                    () = self.shutdown.terminate.cancelled() => self.stop(name).await,
                 }
                 .unwrap_or_else(|e| ExitStatus::start_error(e.to_string()))
             }
@@ -263,6 +312,18 @@ impl Pod {
             tracing::warn!(container = name, %error, "cannot remove container");
         }
         (exit, started_at)
+    }
+
+    /// Graceful stop of a running container, cut short by [`Shutdown::kill`].
+    async fn stop(&self, name: &str) -> Result<ExitStatus> {
+        let stopped = tokio::select! {
+            stopped = self.sandbox.stop_container(name, self.grace) => stopped?,
+            () = self.shutdown.kill.cancelled() => {
+                self.sandbox.kill_container(name)?;
+                Some(self.sandbox.wait_container(name).await?)
+            }
+        };
+        Ok(stopped.unwrap_or_else(|| ExitStatus::killed("stopped before it started")))
     }
 
     /// Sets a container's state; with `restarted`, also its last state and restart count.

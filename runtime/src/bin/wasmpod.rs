@@ -1,7 +1,8 @@
 //! `wasmpod`: run Kubernetes Pod manifests of WebAssembly modules.
 //!
 //! Exit codes: 0 the pod succeeded (or the command did what it was asked); 1 the pod failed;
-//! 2 bad input (manifest, module, arguments), nothing started; 125 wasmpod itself failed.
+//! 2 bad input (manifest, module, arguments), nothing started; 3 the pod does not fit the node,
+//! nothing started; 125 wasmpod itself failed.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,9 +12,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use tokio_util::sync::CancellationToken;
+use wasmpod::admission::{Node, Quantities};
 use wasmpod::logs::LogStream;
-use wasmpod::runner::{self, RunOptions};
+use wasmpod::runner::{self, RunOptions, Shutdown};
 use wasmpod::status::{Phase, PodStatus};
 use wasmpod::{Engine, EngineConfig, ErrorKind};
 
@@ -83,6 +84,15 @@ struct RunArgs {
     /// Remove the pod directory (logs included) when the pod ends
     #[arg(long)]
     rm: bool,
+    /// Memory the node offers pods, as a Kubernetes quantity (e.g. 3Gi) [default: this machine's]
+    #[arg(long, value_parser = |q: &str| wasmpod::spec::parse_memory_bytes(q))]
+    node_memory: Option<u64>,
+    /// CPU the node offers pods, as a Kubernetes quantity (e.g. 2 or 1500m) [default: this machine's]
+    #[arg(long, value_parser = |q: &str| wasmpod::spec::parse_cpu_millis(q))]
+    node_cpu: Option<u64>,
+    /// Override the pod's terminationGracePeriodSeconds (e.g. 5s)
+    #[arg(long, value_parser = parse_duration)]
+    grace_period: Option<Duration>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -144,6 +154,14 @@ async fn run(engine: Engine, spec: wasmpod::PodSpec, args: RunArgs) -> anyhow::R
     let console = Console::new(args.output == Output::Json);
     let mut options = RunOptions::new(dir.clone());
     options.backoff_base = args.backoff_base;
+    options.grace_period = args.grace_period;
+    if args.node_memory.is_some() || args.node_cpu.is_some() {
+        let machine = options.node.capacity();
+        options.node = Node::new(Quantities {
+            memory: args.node_memory.unwrap_or(machine.memory),
+            cpu_millis: args.node_cpu.unwrap_or(machine.cpu_millis),
+        });
+    }
     options.on_status = Some({
         let console = console.clone();
         Arc::new(move |status: &PodStatus| console.status(status))
@@ -154,8 +172,8 @@ async fn run(engine: Engine, spec: wasmpod::PodSpec, args: RunArgs) -> anyhow::R
             console.log(container, stream, line)
         })
     });
-    let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
+    let shutdown = Shutdown::new();
+    tokio::spawn(stop_on_signals(shutdown.clone()));
     let result = runner::run(&engine, &spec, options, shutdown).await;
     if args.rm {
         let _ = std::fs::remove_dir_all(&dir);
@@ -174,22 +192,28 @@ async fn run(engine: Engine, spec: wasmpod::PodSpec, args: RunArgs) -> anyhow::R
     })
 }
 
-/// Cancels `shutdown` on Ctrl-C or SIGTERM.
-async fn stop_on_signal(shutdown: CancellationToken) {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+/// The first Ctrl-C or SIGTERM terminates the pod gracefully; the next one kills it.
+async fn stop_on_signals(shutdown: Shutdown) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::warn!("cannot install signal handlers: Ctrl-C will not stop the pod gracefully");
+        return;
+    };
+    let mut next = async || {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
-    tracing::info!("stopping the pod");
-    shutdown.cancel();
+    next().await;
+    tracing::warn!("terminating the pod (again to kill it now)");
+    shutdown.terminate();
+    next().await;
+    tracing::warn!("killing the pod");
+    shutdown.kill();
 }
 
 /// Where status lines and prefixed guest output go.
@@ -327,8 +351,14 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("invalid duration {text:?}: {e}"))
 }
 
-/// Bad input (a manifest, a module) exits 2; anything else is wasmpod's own failure.
+/// Bad input (a manifest, a module) exits 2; a pod that does not fit the node exits 3;
+/// anything else is wasmpod's own failure.
 fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<wasmpod::Error>()
+        .is_some_and(|e| e.kind() == ErrorKind::ResourceExhausted)
+    {
+        return 3;
+    }
     let bad_input = e
         .downcast_ref::<wasmpod::Error>()
         .map(|e| matches!(e.kind(), ErrorKind::InvalidArgument | ErrorKind::NotFound))

@@ -1,13 +1,15 @@
 //! Running one guest to its end in a fresh `Store`: the verb every container start comes to.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
-use wasmtime::Store;
+use wasmtime::{Store, StoreContextMut, UpdateDeadline};
 use wasmtime_wasi::cli::StdoutStream;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 use super::image::one_line;
+use super::limits::{Limiter, OutOfMemory, Throttle, Usage};
 use super::{Engine, Image, StoreData};
 
 /// Everything a guest sees of the world, apart from its stdio.
@@ -21,6 +23,12 @@ pub struct Invocation {
     pub preopens: Vec<Preopen>,
     /// The guest's initial working directory (an absolute guest path).
     pub cwd: Option<String>,
+    /// Memory cap in bytes; `None` takes the engine's default.
+    pub memory_limit: Option<u64>,
+    /// CPU limit in millicores; `None` is unthrottled.
+    pub cpu_limit_millis: Option<u64>,
+    /// Where the guest's CPU time and memory are reported.
+    pub usage: Arc<Usage>,
 }
 
 /// One host directory preopened at a guest path.
@@ -147,22 +155,72 @@ impl Engine {
         io: GuestIo,
         stop: CancellationToken,
     ) -> ExitStatus {
+        let usage = invocation.usage.clone();
+        let memory_limit = invocation
+            .memory_limit
+            .unwrap_or(self.inner.default_memory_limit);
+        let throttle = invocation.cpu_limit_millis.map(Throttle::new);
         let wasi = match build_wasi(invocation, io) {
             Ok(wasi) => wasi,
             Err(e) => return ExitStatus::start_error(one_line(&e)),
         };
-        let mut store = Store::new(self.wasmtime(), StoreData { wasi });
-        store.epoch_deadline_async_yield_and_update(1);
+        let data = StoreData {
+            wasi,
+            limiter: Limiter::new(memory_limit, usage.clone()),
+            usage: usage.clone(),
+            throttle,
+        };
+        let mut store = Store::new(self.wasmtime(), data);
+        store.limiter(|data| &mut data.limiter);
+        store.epoch_deadline_callback(on_epoch);
+        store.set_epoch_deadline(1);
+
+        let mut run = std::pin::pin!(run_image(image, &mut store));
+        let metered = std::future::poll_fn(|cx| {
+            let started = usage.poll_begins();
+            let polled = run.as_mut().poll(cx);
+            usage.poll_ends(started);
+            polled
+        });
         let outcome = tokio::select! {
             biased;
             () = stop.cancelled() => return ExitStatus::killed("stopped by wasmpod"),
-            outcome = run_image(image, &mut store) => outcome,
+            outcome = metered => outcome,
         };
         match outcome {
             Ok(code) => ExitStatus::exited(code),
+            Err(Failure::Start(e) | Failure::Run(e)) if usage.oom_killed() => oom_killed(&e),
             Err(Failure::Start(e)) => ExitStatus::start_error(one_line(&e)),
             Err(Failure::Run(e)) => classify(&e),
         }
+    }
+}
+
+/// At every epoch tick: yield to the scheduler (so no guest starves its neighbours), for as
+/// long as the CPU throttle says when the guest used its share of the period.
+fn on_epoch(mut ctx: StoreContextMut<'_, StoreData>) -> wasmtime::Result<UpdateDeadline> {
+    let data = ctx.data_mut();
+    if let Some(throttle) = &mut data.throttle {
+        let pause = throttle.pause(data.usage.cpu_time_now());
+        if !pause.is_zero() {
+            return Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(tokio::time::sleep(pause)),
+            ));
+        }
+    }
+    Ok(UpdateDeadline::Yield(1))
+}
+
+fn oom_killed(e: &wasmtime::Error) -> ExitStatus {
+    let message = e
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<OutOfMemory>())
+        .map_or_else(|| one_line(e), ToString::to_string);
+    ExitStatus {
+        code: EXIT_KILLED,
+        reason: ExitReason::OOMKilled,
+        message: Some(message),
     }
 }
 
@@ -264,10 +322,14 @@ async fn run_image(image: &Image, store: &mut Store<StoreData>) -> Result<i32, F
 
 /// A run error: a trap (or a host error) is the container's `Error`, never the runtime's.
 fn classify(e: &wasmtime::Error) -> ExitStatus {
-    let message = match e.downcast_ref::<wasmtime::Trap>() {
-        Some(trap) => trap.to_string(),
-        None => one_line(e),
-    };
+    // The root cause ("wasm `unreachable` instruction executed"); the backtrace context
+    // around it stays out of the one-line status message.
+    let message = e
+        .root_cause()
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     ExitStatus {
         code: EXIT_TRAP,
         reason: ExitReason::Error,

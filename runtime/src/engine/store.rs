@@ -1,6 +1,10 @@
 //! What each container's `Store` holds, and the narrow views wasmtime-wasi gets of it.
 
+use std::sync::Arc;
+
 use wasmtime_wasi::p1::WasiP1Ctx;
+
+use super::limits::{Limiter, Throttle, Usage};
 use wasmtime_wasi::{WasiCtxView, WasiView};
 
 /// The data of one container's store.
@@ -10,6 +14,12 @@ use wasmtime_wasi::{WasiCtxView, WasiView};
 /// link preview2 through its [`WasiView`].
 pub struct StoreData {
     pub(crate) wasi: WasiP1Ctx,
+    /// Memory and tables against the container's limit.
+    pub(crate) limiter: Limiter,
+    /// Shared with whoever reports the container's usage.
+    pub(crate) usage: Arc<Usage>,
+    /// Set when the container has a CPU limit.
+    pub(crate) throttle: Option<Throttle>,
 }
 
 impl std::fmt::Debug for StoreData {

@@ -1,13 +1,15 @@
 //! One container of a sandbox: its state machine and status.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::{ContainerConfig, PodError};
-use crate::engine::{ExitStatus, Image};
+use crate::engine::{ExitStatus, Image, Usage};
+use crate::logs::ContainerLog;
 
 /// Where a container is in its life. `Created → Running → Exited`; a created container may
 /// also be removed without running.
@@ -47,7 +49,7 @@ impl ContainerState {
 }
 
 /// A snapshot of a container, as CRI's `ContainerStatus` reports it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ContainerStatus {
     /// The container's name.
     pub name: String,
@@ -67,6 +69,8 @@ pub struct ContainerStatus {
     pub exit: Option<ExitStatus>,
     /// Its CRI log file.
     pub log_path: PathBuf,
+    /// Its CPU time and memory.
+    pub usage: Arc<Usage>,
 }
 
 #[derive(Debug)]
@@ -78,6 +82,11 @@ pub(super) struct Container {
     pub(super) started_at: Option<Timestamp>,
     pub(super) finished_at: Option<Timestamp>,
     pub(super) log_path: PathBuf,
+    pub(super) usage: Arc<Usage>,
+    /// Host side of the container's [`super::CONTROL_DIR`].
+    pub(super) control_dir: PathBuf,
+    /// Its log, once started: the preStop hook writes there too.
+    pub(super) log: Option<ContainerLog>,
     /// Cancelled to hard-stop the guest.
     pub(super) stop: CancellationToken,
     /// `Some` once the guest ended; waiters watch it.
@@ -85,7 +94,12 @@ pub(super) struct Container {
 }
 
 impl Container {
-    pub(super) fn new(config: ContainerConfig, image: Image, log_path: PathBuf) -> Self {
+    pub(super) fn new(
+        config: ContainerConfig,
+        image: Image,
+        log_path: PathBuf,
+        control_dir: PathBuf,
+    ) -> Self {
         Container {
             config,
             image,
@@ -94,6 +108,9 @@ impl Container {
             started_at: None,
             finished_at: None,
             log_path,
+            usage: Arc::default(),
+            control_dir,
+            log: None,
             stop: CancellationToken::new(),
             exit: watch::Sender::new(None),
         }
@@ -110,6 +127,7 @@ impl Container {
             finished_at: self.finished_at,
             exit: self.exit.borrow().clone(),
             log_path: self.log_path.clone(),
+            usage: self.usage.clone(),
         }
     }
 

@@ -71,6 +71,13 @@ impl Sandbox {
             )
         })?;
         let log_path = log_dir.join(format!("{}.log", config.attempt));
+        let control_dir = self.shared.config.dir.join("run").join(&config.spec.name);
+        fresh_dir(&control_dir).map_err(|e| {
+            setup(
+                &config.spec.name,
+                Error::io("create directory", &control_dir, e),
+            )
+        })?;
 
         let mut state = self.lock();
         self.ensure_alive(&state)?;
@@ -95,9 +102,18 @@ impl Sandbox {
         );
         state
             .containers
-            .insert(name, Container::new(config, image, log_path));
+            .insert(name, Container::new(config, image, log_path, control_dir));
         Ok(())
     }
+}
+
+/// An empty directory at `path` (a leftover of an earlier run is cleared).
+fn fresh_dir(path: &std::path::Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    std::fs::create_dir_all(path)
 }
 
 pub(super) fn setup(name: &str, source: Error) -> PodError {

@@ -10,7 +10,9 @@ impl Sandbox {
         let mut state = self.lock();
         self.find(&state, name)?
             .check(ContainerState::Removed, ContainerState::can_remove)?;
-        state.containers.remove(name);
+        if let Some(container) = state.containers.remove(name) {
+            remove_dir(&container.control_dir);
+        }
         Ok(())
     }
 
@@ -32,12 +34,8 @@ impl Sandbox {
         let mut state = self.lock();
         state.containers.clear();
         state.volumes.remove();
-        let volumes_dir = self.shared.config.dir.join("volumes");
-        if let Err(error) = std::fs::remove_dir(&volumes_dir)
-            && error.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(dir = %volumes_dir.display(), %error, "cannot remove volumes directory");
-        }
+        remove_dir(&self.shared.config.dir.join("run"));
+        remove_dir(&self.shared.config.dir.join("volumes"));
         tracing::debug!(pod = self.shared.config.name, "sandbox deleted");
         Ok(())
     }
@@ -54,5 +52,15 @@ impl Sandbox {
         if running {
             let _ = self.wait_container(name).await;
         }
+    }
+}
+
+/// Removes a directory wasmpod made; failures are logged (teardown must not hide the primary
+/// error).
+fn remove_dir(path: &std::path::Path) {
+    if let Err(error) = std::fs::remove_dir_all(path)
+        && error.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(dir = %path.display(), %error, "cannot remove directory");
     }
 }

@@ -5,8 +5,10 @@ use std::sync::Arc;
 use jiff::Timestamp;
 
 use super::create::setup;
-use super::{ContainerState, Sandbox, SandboxState};
-use crate::engine::{GuestIo, Invocation};
+use super::{
+    CONTROL_DIR, ContainerState, Sandbox, SandboxState, TERMINATION_FILE, TERMINATION_FILE_ENV,
+};
+use crate::engine::{GuestIo, Invocation, Preopen};
 use crate::error::{Error, Result};
 use crate::logs::{ContainerLog, LogObserver, LogStream};
 
@@ -25,11 +27,17 @@ impl Sandbox {
             .get_mut(name)
             .ok_or_else(|| self.not_found(name))?;
         container.check(ContainerState::Running, ContainerState::can_start)?;
-        let preopens = volumes
+        let mut preopens = volumes
             .preopens(&container.config.spec.mounts)
             .map_err(|e| setup(name, e.into()))?;
+        preopens.push(Preopen {
+            host: container.control_dir.clone(),
+            guest: CONTROL_DIR.into(),
+            read_only: true,
+        });
         let log = ContainerLog::create(&container.log_path, self.log_observer(name))
             .map_err(|e| setup(name, Error::io("create log", &container.log_path, e)))?;
+        container.log = Some(log.clone());
         container.state = ContainerState::Running;
         container.started_at = Some(Timestamp::now());
 
@@ -38,12 +46,19 @@ impl Sandbox {
         if !config.spec.env.iter().any(|(k, _)| k == "HOSTNAME") {
             env.push(("HOSTNAME".to_owned(), self.shared.config.hostname.clone()));
         }
+        env.push((
+            TERMINATION_FILE_ENV.to_owned(),
+            format!("{CONTROL_DIR}/{TERMINATION_FILE}"),
+        ));
         env.extend(config.spec.env.iter().cloned());
         let invocation = Invocation {
             argv: config.spec.argv.clone(),
             env,
             preopens,
             cwd: config.spec.working_dir.clone(),
+            memory_limit: config.spec.resources.memory_limit,
+            cpu_limit_millis: config.spec.resources.cpu_limit,
+            usage: container.usage.clone(),
         };
         let io = GuestIo {
             stdout: Box::new(log.stream(LogStream::Stdout)),

@@ -1,0 +1,203 @@
+//! Per-container limits and usage: memory (wasmtime `ResourceLimiter`), CPU time (the thread's
+//! CPU clock around every poll of the guest) and the CPU-limit throttle (the epoch callback
+//! parks a guest that used its share of the current period).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The period over which `limits.cpu` is enforced, as the kernel's CFS quota period.
+pub const CPU_PERIOD: Duration = Duration::from_millis(100);
+
+/// Bytes each table element is counted as against the memory limit.
+const TABLE_ELEMENT_BYTES: usize = 8;
+
+/// A container's resource usage, shared between its store and whoever reports it.
+#[derive(Debug, Default)]
+pub struct Usage {
+    cpu_nanos: AtomicU64,
+    memory: AtomicU64,
+    memory_peak: AtomicU64,
+    oom: AtomicBool,
+    /// The thread CPU clock when the current poll of the guest began, in nanoseconds.
+    poll_started: AtomicU64,
+}
+
+impl Usage {
+    /// CPU time the guest consumed.
+    pub fn cpu_time(&self) -> Duration {
+        Duration::from_nanos(self.cpu_nanos.load(Ordering::Relaxed))
+    }
+
+    /// Bytes of linear memory and tables the guest holds now.
+    pub fn memory(&self) -> u64 {
+        self.memory.load(Ordering::Relaxed)
+    }
+
+    /// The most it ever held.
+    pub fn memory_peak(&self) -> u64 {
+        self.memory_peak.load(Ordering::Relaxed)
+    }
+
+    /// Whether the guest was stopped for growing past its memory limit.
+    pub fn oom_killed(&self) -> bool {
+        self.oom.load(Ordering::Relaxed)
+    }
+
+    /// Notes that a poll of the guest begins on this thread.
+    pub(crate) fn poll_begins(&self) -> Duration {
+        let now = thread_cpu_time();
+        self.poll_started.store(nanos(now), Ordering::Relaxed);
+        now
+    }
+
+    /// Adds the CPU time of the poll that began at `started` (see [`Usage::poll_begins`]).
+    pub(crate) fn poll_ends(&self, started: Duration) {
+        let spent = thread_cpu_time().saturating_sub(started);
+        self.cpu_nanos.fetch_add(nanos(spent), Ordering::Relaxed);
+    }
+
+    /// CPU time including the poll in progress; called from inside the guest's poll.
+    pub(crate) fn cpu_time_now(&self) -> Duration {
+        let started = Duration::from_nanos(self.poll_started.load(Ordering::Relaxed));
+        self.cpu_time() + thread_cpu_time().saturating_sub(started)
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The guest grew past its memory limit: the container is `OOMKilled`.
+#[derive(Debug, thiserror::Error)]
+#[error("memory limit of {limit} bytes exceeded: the guest asked for {wanted} bytes")]
+pub struct OutOfMemory {
+    /// The limit.
+    pub limit: u64,
+    /// What the guest would have held after the growth.
+    pub wanted: u64,
+}
+
+/// The store's `ResourceLimiter`: all memories and tables of the container count against one
+/// budget; growing past it traps the guest with [`OutOfMemory`].
+#[derive(Debug)]
+pub(crate) struct Limiter {
+    limit: u64,
+    usage: Arc<Usage>,
+}
+
+impl Limiter {
+    pub(crate) fn new(limit: u64, usage: Arc<Usage>) -> Self {
+        Limiter { limit, usage }
+    }
+
+    fn grow(&mut self, current: usize, desired: usize) -> wasmtime::Result<bool> {
+        let held = self.usage.memory();
+        let wanted = held.saturating_add((desired.saturating_sub(current)) as u64);
+        if wanted > self.limit {
+            self.usage.oom.store(true, Ordering::Relaxed);
+            return Err(OutOfMemory {
+                limit: self.limit,
+                wanted,
+            }
+            .into());
+        }
+        self.usage.memory.store(wanted, Ordering::Relaxed);
+        self.usage.memory_peak.fetch_max(wanted, Ordering::Relaxed);
+        Ok(true)
+    }
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.grow(current, desired)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.grow(
+            current.saturating_mul(TABLE_ELEMENT_BYTES),
+            desired.saturating_mul(TABLE_ELEMENT_BYTES),
+        )
+    }
+}
+
+/// The CPU time of the calling thread.
+fn thread_cpu_time() -> Duration {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// Enforces `limits.cpu`: over each [`CPU_PERIOD`], a guest may run `millis / 1000` of it;
+/// once it used that, it is parked until the period ends.
+#[derive(Debug)]
+pub(crate) struct Throttle {
+    quota: Duration,
+    period_start: Instant,
+    cpu_at_period_start: Duration,
+}
+
+impl Throttle {
+    pub(crate) fn new(millis: u64) -> Self {
+        Throttle {
+            quota: CPU_PERIOD.mul_f64(millis as f64 / 1000.0),
+            period_start: Instant::now(),
+            cpu_at_period_start: Duration::ZERO,
+        }
+    }
+
+    /// Given the guest's CPU time so far, how long it must wait now (zero: go on).
+    pub(crate) fn pause(&mut self, cpu: Duration) -> Duration {
+        let now = Instant::now();
+        if now.duration_since(self.period_start) >= CPU_PERIOD {
+            self.period_start = now;
+            self.cpu_at_period_start = cpu;
+            return Duration::ZERO;
+        }
+        if cpu.saturating_sub(self.cpu_at_period_start) < self.quota {
+            return Duration::ZERO;
+        }
+        (self.period_start + CPU_PERIOD).saturating_duration_since(now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::ResourceLimiter;
+
+    #[test]
+    fn memories_and_tables_share_one_budget() {
+        let usage = Arc::new(Usage::default());
+        let mut limiter = Limiter::new(1 << 20, usage.clone());
+        assert!(limiter.memory_growing(0, 512 << 10, None).expect("fits"));
+        assert!(limiter.table_growing(0, 1024, None).expect("fits"));
+        assert_eq!(usage.memory(), (512 << 10) + 8 * 1024);
+        let err = limiter
+            .memory_growing(512 << 10, 1 << 20, None)
+            .expect_err("over the limit");
+        assert!(err.downcast_ref::<OutOfMemory>().is_some());
+        assert!(usage.oom_killed());
+        assert_eq!(usage.memory_peak(), (512 << 10) + 8 * 1024);
+    }
+
+    #[test]
+    fn throttle_parks_a_guest_that_used_its_quota() {
+        let mut throttle = Throttle::new(250);
+        assert_eq!(throttle.pause(Duration::from_millis(10)), Duration::ZERO);
+        let wait = throttle.pause(Duration::from_millis(30));
+        assert!(wait > Duration::ZERO && wait <= CPU_PERIOD, "{wait:?}");
+    }
+}

