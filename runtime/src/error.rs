@@ -18,6 +18,8 @@ pub enum ErrorKind {
     FailedPrecondition,
     /// A limit was hit (node capacity, pool slots).
     ResourceExhausted,
+    /// The operation did not finish in time.
+    DeadlineExceeded,
     /// Something failed inside the runtime or the host.
     Internal,
 }
@@ -40,6 +42,14 @@ pub enum Error {
     /// A lifecycle verb was refused.
     #[error(transparent)]
     Pod(#[from] crate::pod::PodError),
+    /// A pod did not end within the time its caller gave it (it was killed).
+    #[error("pod {pod:?} did not end within {after:?}; it was killed")]
+    Timeout {
+        /// The pod.
+        pod: String,
+        /// The time it had.
+        after: std::time::Duration,
+    },
     /// The engine could not be configured.
     #[error("engine: {0:#}")]
     Engine(wasmtime::Error),
@@ -64,6 +74,7 @@ impl Error {
             Error::Volume(e) => e.kind(),
             Error::Pod(e) => e.kind(),
             Error::Admission(e) => e.kind(),
+            Error::Timeout { .. } => ErrorKind::DeadlineExceeded,
             Error::Engine(_) => ErrorKind::Internal,
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 ErrorKind::NotFound

@@ -11,11 +11,13 @@
 //! - [`Engine`]: compiles (through an on-disk cache) and runs guests;
 //! - [`Sandbox`]: the CRI-shaped lifecycle API (create a sandbox, then create, start, wait,
 //!   kill and remove containers in it by name);
-//! - [`runner`]: composes a whole manifest on top of the sandbox, as `wasmpod run` does.
+//! - [`runner`]: composes a whole manifest on top of the sandbox, as `wasmpod run` does;
+//! - [`harness`]: runs test pods of your modules in your own `cargo test`.
 
 pub mod admission;
 pub mod engine;
 pub mod error;
+pub mod harness;
 pub mod logs;
 pub mod pod;
 pub mod runner;

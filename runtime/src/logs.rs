@@ -6,12 +6,15 @@
 //! into `P` (partial) records ended by an `F` record, as containerd does; a last line without a
 //! newline is written as `F` when the container ends. Guest writes go straight to the file (one
 //! `write` per guest write call), so a guest that writes faster than the disk is slowed down,
-//! never buffered without bound. An optional observer sees each record as it is written: that is
-//! how `wasmpod run` prints `[container] line`.
+//! never buffered without bound. Files are rotated as kubelet rotates them: once the file
+//! passes [`Rotation::max_size`] it becomes `N.log.1` (older ones shift to `.2`...) and a new
+//! `N.log` starts; at most [`Rotation::max_files`] files are kept, so a guest that floods its
+//! output can fill neither memory nor disk. An optional observer sees each record as it is
+//! written: that is how `wasmpod run` prints `[container] line`.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -94,6 +97,24 @@ pub fn read_lines(path: &Path) -> std::io::Result<Vec<(LogStream, String)>> {
     Ok(lines)
 }
 
+/// When log files are rotated (kubelet's `containerLogMaxSize` and `containerLogMaxFiles`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    /// A file that grew past this many bytes is rotated. Default: 10 MiB.
+    pub max_size: u64,
+    /// How many files are kept, the current one included (at least 1). Default: 5.
+    pub max_files: u32,
+}
+
+impl Default for Rotation {
+    fn default() -> Self {
+        Rotation {
+            max_size: 10 << 20,
+            max_files: 5,
+        }
+    }
+}
+
 /// Sees every record as it is written: `(stream, content, partial)`.
 pub type LogObserver = Arc<dyn Fn(LogStream, &str, bool) + Send + Sync>;
 
@@ -110,7 +131,11 @@ impl std::fmt::Debug for ContainerLog {
 }
 
 struct LogFile {
+    path: PathBuf,
     out: BufWriter<File>,
+    /// Bytes in the current file.
+    size: u64,
+    rotation: Rotation,
     /// Bytes of an unfinished line, per stream.
     pending: [Vec<u8>; 2],
     observer: Option<LogObserver>,
@@ -120,11 +145,18 @@ struct LogFile {
 
 impl ContainerLog {
     /// Creates (truncates) the log file at `path`; its directory must exist.
-    pub fn create(path: &Path, observer: Option<LogObserver>) -> std::io::Result<Self> {
+    pub fn create(
+        path: &Path,
+        rotation: Rotation,
+        observer: Option<LogObserver>,
+    ) -> std::io::Result<Self> {
         let file = File::create(path)?;
         Ok(ContainerLog {
             inner: Arc::new(Mutex::new(LogFile {
+                path: path.to_owned(),
                 out: BufWriter::with_capacity(MAX_RECORD + 64, file),
+                size: 0,
+                rotation,
                 pending: Default::default(),
                 observer,
                 failed: false,
@@ -193,12 +225,39 @@ impl LogFile {
         let content = content.strip_suffix('\r').unwrap_or(&content);
         if !self.failed {
             let tag = if partial { 'P' } else { 'F' };
-            let written = writeln!(self.out, "{} {} {tag} {content}", now(), stream.as_str());
+            let line = format!("{} {} {tag} {content}\n", now(), stream.as_str());
+            let written = self.out.write_all(line.as_bytes());
             self.note(written);
+            self.size += line.len() as u64;
+            if self.size > self.rotation.max_size {
+                let rotated = self.rotate();
+                self.note(rotated);
+            }
         }
         if let Some(observer) = &self.observer {
             observer(stream, content, partial);
         }
+    }
+
+    /// `N.log` → `N.log.1` → `N.log.2`..., dropping the oldest, and a fresh `N.log`.
+    fn rotate(&mut self) -> std::io::Result<()> {
+        self.out.flush()?;
+        let keep = self.rotation.max_files.max(1);
+        let rotated = |n: u32| PathBuf::from(format!("{}.{n}", self.path.display()));
+        if keep == 1 {
+            self.out = BufWriter::with_capacity(MAX_RECORD + 64, File::create(&self.path)?);
+        } else {
+            for n in (1..keep - 1).rev() {
+                match std::fs::rename(rotated(n), rotated(n + 1)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+            std::fs::rename(&self.path, rotated(1))?;
+            self.out = BufWriter::with_capacity(MAX_RECORD + 64, File::create(&self.path)?);
+        }
+        self.size = 0;
+        Ok(())
     }
 
     fn flush(&mut self) {
@@ -275,7 +334,7 @@ mod tests {
     fn captured(writes: &[(LogStream, &[u8])]) -> (String, Vec<(LogStream, String)>) {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("0.log");
-        let log = ContainerLog::create(&path, None).expect("create log");
+        let log = ContainerLog::create(&path, Rotation::default(), None).expect("create log");
         for (stream, bytes) in writes {
             log.write(*stream, bytes);
         }
@@ -322,5 +381,41 @@ mod tests {
             .collect();
         assert_eq!(tags, vec![true, true, false]);
         assert_eq!(lines, vec![(LogStream::Stdout, "x".repeat(long.len()))]);
+    }
+}
+
+#[cfg(test)]
+mod rotation_tests {
+    use super::*;
+
+    #[test]
+    fn a_flood_is_rotated_into_a_bounded_number_of_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("0.log");
+        let rotation = Rotation {
+            max_size: 4096,
+            max_files: 3,
+        };
+        let log = ContainerLog::create(&path, rotation, None).expect("create log");
+        let line = [b'y'; 100];
+        for i in 0..1000 {
+            let mut bytes = line.to_vec();
+            bytes.extend_from_slice(format!(" {i}\n").as_bytes());
+            log.write(LogStream::Stdout, &bytes);
+        }
+        log.finish();
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, vec!["0.log", "0.log.1", "0.log.2"]);
+        for name in &names {
+            let size = std::fs::metadata(dir.path().join(name)).expect("file").len();
+            assert!(size <= 4096 + 200, "{name}: {size} bytes");
+        }
+        let last = read_lines(&path).expect("current file");
+        assert_eq!(last.last().map(|(_, l)| l.ends_with(" 999")), Some(true));
     }
 }

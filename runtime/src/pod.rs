@@ -24,7 +24,7 @@ pub use container::{ContainerState, ContainerStatus};
 
 use crate::engine::Engine;
 use crate::error::{ErrorKind, Result};
-use crate::logs::LogStream;
+use crate::logs::{LogStream, Rotation};
 use crate::spec::{ContainerSpec, PodSpec, VolumeSpec};
 use crate::volume::Volumes;
 
@@ -117,6 +117,11 @@ pub struct SandboxConfig {
     pub dir: PathBuf,
     /// Sees every guest output record as it is written.
     pub log_observer: Option<PodLogObserver>,
+    /// When container log files are rotated.
+    pub log_rotation: Rotation,
+    /// Keep the emptyDirs when the sandbox is deleted (a test harness inspects them, then
+    /// removes `dir`). Default: false.
+    pub retain_volumes: bool,
 }
 
 impl std::fmt::Debug for SandboxConfig {
@@ -131,16 +136,30 @@ impl std::fmt::Debug for SandboxConfig {
 }
 
 impl SandboxConfig {
+    /// A sandbox named `name` (also its hostname and uid) in namespace `default`, kept under
+    /// `dir`, without volumes.
+    pub fn new(name: &str, dir: PathBuf) -> Self {
+        SandboxConfig {
+            name: name.to_owned(),
+            namespace: "default".to_owned(),
+            uid: name.to_owned(),
+            hostname: name.to_owned(),
+            volumes: Vec::new(),
+            dir,
+            log_observer: None,
+            log_rotation: Rotation::default(),
+            retain_volumes: false,
+        }
+    }
+
     /// The sandbox of `spec`, kept under `dir`.
     pub fn for_pod(spec: &PodSpec, dir: PathBuf) -> Self {
         SandboxConfig {
-            name: spec.name.clone(),
             namespace: spec.namespace.clone(),
             uid: spec.uid.clone(),
             hostname: spec.hostname.clone(),
             volumes: spec.volumes.clone(),
-            dir,
-            log_observer: None,
+            ..SandboxConfig::new(&spec.name, dir)
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::engine::{Engine, ExitStatus};
 use crate::error::Result;
 use crate::pod::{ContainerConfig, PodLogObserver, Sandbox, SandboxConfig};
 use crate::spec::{ContainerSpec, PodSpec, RestartPolicy, SpecError};
-use crate::status::{Phase, PodStatus, State};
+use crate::status::{ContainerRecord, Phase, PodStatus, State};
 
 /// Sees the pod's status after every change.
 pub type StatusObserver = Arc<dyn Fn(&PodStatus) + Send + Sync>;
@@ -36,6 +36,8 @@ pub struct RunOptions {
     pub grace_period: Option<Duration>,
     /// The node the pod must fit (gang admission). Default: this machine.
     pub node: Arc<Node>,
+    /// Keep the emptyDirs after the pod ended (the test harness reads them). Default: false.
+    pub retain_volumes: bool,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -57,6 +59,7 @@ impl RunOptions {
             on_log: None,
             grace_period: None,
             node: Node::this_machine(),
+            retain_volumes: false,
         }
     }
 }
@@ -157,6 +160,7 @@ pub async fn run(
     load_images(engine, spec).await?;
     let mut config = SandboxConfig::for_pod(spec, options.dir.clone());
     config.log_observer = options.on_log.clone();
+    config.retain_volumes = options.retain_volumes;
     let sandbox = Sandbox::create(engine, config).await?;
     let pod = Arc::new(Pod {
         sandbox: sandbox.clone(),
@@ -308,6 +312,14 @@ impl Pod {
             }
             Err(e) => ExitStatus::start_error(e.to_string()),
         };
+        if let Ok(status) = self.sandbox.container_status(name) {
+            let cpu_time = status.usage.cpu_time();
+            let memory_peak = status.usage.memory_peak();
+            self.update_record(slot, |record| {
+                record.cpu_time = cpu_time;
+                record.memory_peak = memory_peak;
+            });
+        }
         if let Err(error) = self.sandbox.remove_container(name) {
             tracing::warn!(container = name, %error, "cannot remove container");
         }
@@ -328,16 +340,21 @@ impl Pod {
 
     /// Sets a container's state; with `restarted`, also its last state and restart count.
     fn set_state(&self, slot: Slot, state: State, restarted: Option<(State, u32)>) {
-        self.update(|s| {
-            let record = match slot {
-                Slot::Init(i) => &mut s.init_containers[i],
-                Slot::App(i) => &mut s.containers[i],
-            };
+        self.update_record(slot, |record| {
             record.state = state;
             if let Some((last, restart_count)) = restarted {
                 record.last_state = Some(last);
                 record.restart_count = restart_count;
             }
+        });
+    }
+
+    fn update_record(&self, slot: Slot, change: impl FnOnce(&mut ContainerRecord)) {
+        self.update(|s| {
+            change(match slot {
+                Slot::Init(i) => &mut s.init_containers[i],
+                Slot::App(i) => &mut s.containers[i],
+            })
         });
     }
 

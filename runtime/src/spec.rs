@@ -126,8 +126,24 @@ pub struct ContainerSpec {
     pub resources: Resources,
     /// `ports[].containerPort`: informational, as in Kubernetes.
     pub ports: Vec<u16>,
-    /// `lifecycle.preStop.exec.command`.
-    pub pre_stop: Option<Vec<String>>,
+    /// `lifecycle.preStop`.
+    pub pre_stop: Option<PreStop>,
+}
+
+/// A container's `lifecycle.preStop` hook, run before its termination request; its time counts
+/// against the grace period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PreStop {
+    /// `exec.command`: `command[0]` names a `.wasm` module (resolved like `image`), run to its
+    /// end with the container's mounts and env, its output in the container's log.
+    Exec {
+        /// The hook's module.
+        module: PathBuf,
+        /// Its argv: `command` with `$(VAR)` expanded.
+        argv: Vec<String>,
+    },
+    /// `sleep.seconds`: wait that long.
+    Sleep(Duration),
 }
 
 impl ContainerSpec {

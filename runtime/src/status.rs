@@ -70,6 +70,10 @@ pub struct ContainerRecord {
     pub last_state: Option<State>,
     /// How many times it was restarted.
     pub restart_count: u32,
+    /// CPU time of its latest run.
+    pub cpu_time: std::time::Duration,
+    /// Peak memory (linear memories and tables) of its latest run, in bytes.
+    pub memory_peak: u64,
 }
 
 impl ContainerRecord {
@@ -83,6 +87,8 @@ impl ContainerRecord {
             },
             last_state: None,
             restart_count: 0,
+            cpu_time: std::time::Duration::ZERO,
+            memory_peak: 0,
         }
     }
 
@@ -204,6 +210,29 @@ impl PodStatus {
             }
         }
         summary.unwrap_or_else(|| self.phase.as_str().to_owned())
+    }
+
+    /// The Kubernetes `v1` `PodStatus` as JSON, plus wasmpod's own per-container figures
+    /// under the key `wasmpod` (`{"containers": {NAME: {"cpuTimeMillis", "memoryPeakBytes"}}}`),
+    /// which Kubernetes clients ignore.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut json = serde_json::to_value(self.to_k8s()).unwrap_or_default();
+        let containers: serde_json::Map<String, serde_json::Value> = self
+            .init_containers
+            .iter()
+            .chain(&self.containers)
+            .map(|c| {
+                let figures = serde_json::json!({
+                    "cpuTimeMillis": c.cpu_time.as_millis() as u64,
+                    "memoryPeakBytes": c.memory_peak,
+                });
+                (c.name.clone(), figures)
+            })
+            .collect();
+        if let Some(object) = json.as_object_mut() {
+            object.insert("wasmpod".into(), serde_json::json!({ "containers": containers }));
+        }
+        json
     }
 
     /// The Kubernetes `v1` `PodStatus`.

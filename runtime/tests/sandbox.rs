@@ -22,13 +22,8 @@ fn engine() -> Engine {
 
 fn sandbox_config(dir: &std::path::Path, volumes: Vec<VolumeSpec>) -> SandboxConfig {
     SandboxConfig {
-        name: "test-pod".into(),
-        namespace: "default".into(),
-        uid: "uid-1".into(),
-        hostname: "test-pod".into(),
         volumes,
-        dir: dir.to_owned(),
-        log_observer: None,
+        ..SandboxConfig::new("test-pod", dir.to_owned())
     }
 }
 

@@ -16,11 +16,7 @@ async fn sandbox(dir: &std::path::Path) -> Sandbox {
         ..EngineConfig::default()
     })
     .expect("engine");
-    let mut config = SandboxConfig {
-        name: "term".into(),
-        namespace: "default".into(),
-        uid: "uid".into(),
-        hostname: "term".into(),
+    let config = SandboxConfig {
         volumes: vec![VolumeSpec {
             name: "data".into(),
             source: VolumeSource::EmptyDir {
@@ -28,10 +24,8 @@ async fn sandbox(dir: &std::path::Path) -> Sandbox {
                 size_limit: None,
             },
         }],
-        dir: dir.to_owned(),
-        log_observer: None,
+        ..SandboxConfig::new("term", dir.to_owned())
     };
-    config.log_observer = None;
     Sandbox::create(&engine, config).await.expect("sandbox")
 }
 

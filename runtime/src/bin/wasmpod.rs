@@ -182,7 +182,11 @@ async fn run(engine: Engine, spec: wasmpod::PodSpec, args: RunArgs) -> anyhow::R
     }
     let status = result?;
     if args.output == Output::Json {
-        let json = serde_json::to_string_pretty(&status.to_k8s())?;
+        let mut json = status.to_json();
+        if let Some(peak) = peak_rss() {
+            json["wasmpod"]["runnerPeakRSSBytes"] = peak.into();
+        }
+        let json = serde_json::to_string_pretty(&json)?;
         println!("{json}");
     }
     Ok(if status.phase == Phase::Succeeded {
@@ -328,6 +332,14 @@ fn engine(cache_dir: Option<PathBuf>) -> anyhow::Result<Engine> {
         config.cache_dir = cache_dir;
     }
     Ok(Engine::new(config)?)
+}
+
+/// This process's peak resident memory (`VmHWM`), in bytes.
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// `10s`, `250ms`, `2m`, or plain seconds.

@@ -50,6 +50,16 @@ pub struct GuestIo {
     pub stderr: Box<dyn StdoutStream + Sync>,
 }
 
+impl GuestIo {
+    /// Output that goes nowhere.
+    pub fn discard() -> Self {
+        GuestIo {
+            stdout: Box::new(tokio::io::empty()),
+            stderr: Box::new(tokio::io::empty()),
+        }
+    }
+}
+
 impl std::fmt::Debug for GuestIo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GuestIo").finish_non_exhaustive()

@@ -33,9 +33,11 @@ impl Sandbox {
         }
         let mut state = self.lock();
         state.containers.clear();
-        state.volumes.remove();
         remove_dir(&self.shared.config.dir.join("run"));
-        remove_dir(&self.shared.config.dir.join("volumes"));
+        if !self.shared.config.retain_volumes {
+            state.volumes.remove();
+            remove_dir(&self.shared.config.dir.join("volumes"));
+        }
         tracing::debug!(pod = self.shared.config.name, "sandbox deleted");
         Ok(())
     }

@@ -5,9 +5,12 @@ use std::sync::Arc;
 use jiff::Timestamp;
 
 use super::create::setup;
+use super::container::Container;
 use super::{
-    CONTROL_DIR, ContainerState, Sandbox, SandboxState, TERMINATION_FILE, TERMINATION_FILE_ENV,
+    CONTROL_DIR, ContainerState, PodError, Sandbox, SandboxState, TERMINATION_FILE,
+    TERMINATION_FILE_ENV,
 };
+use crate::volume::Volumes;
 use crate::engine::{GuestIo, Invocation, Preopen};
 use crate::error::{Error, Result};
 use crate::logs::{ContainerLog, LogObserver, LogStream};
@@ -27,39 +30,14 @@ impl Sandbox {
             .get_mut(name)
             .ok_or_else(|| self.not_found(name))?;
         container.check(ContainerState::Running, ContainerState::can_start)?;
-        let mut preopens = volumes
-            .preopens(&container.config.spec.mounts)
-            .map_err(|e| setup(name, e.into()))?;
-        preopens.push(Preopen {
-            host: container.control_dir.clone(),
-            guest: CONTROL_DIR.into(),
-            read_only: true,
-        });
-        let log = ContainerLog::create(&container.log_path, self.log_observer(name))
+        let invocation = self.invocation(volumes, container, container.config.spec.argv.clone())?;
+        let rotation = self.shared.config.log_rotation;
+        let log = ContainerLog::create(&container.log_path, rotation, self.log_observer(name))
             .map_err(|e| setup(name, Error::io("create log", &container.log_path, e)))?;
         container.log = Some(log.clone());
         container.state = ContainerState::Running;
         container.started_at = Some(Timestamp::now());
 
-        let config = &container.config;
-        let mut env = Vec::with_capacity(config.spec.env.len() + 1);
-        if !config.spec.env.iter().any(|(k, _)| k == "HOSTNAME") {
-            env.push(("HOSTNAME".to_owned(), self.shared.config.hostname.clone()));
-        }
-        env.push((
-            TERMINATION_FILE_ENV.to_owned(),
-            format!("{CONTROL_DIR}/{TERMINATION_FILE}"),
-        ));
-        env.extend(config.spec.env.iter().cloned());
-        let invocation = Invocation {
-            argv: config.spec.argv.clone(),
-            env,
-            preopens,
-            cwd: config.spec.working_dir.clone(),
-            memory_limit: config.spec.resources.memory_limit,
-            cpu_limit_millis: config.spec.resources.cpu_limit,
-            usage: container.usage.clone(),
-        };
         let io = GuestIo {
             stdout: Box::new(log.stream(LogStream::Stdout)),
             stderr: Box::new(log.stream(LogStream::Stderr)),
@@ -92,6 +70,44 @@ impl Sandbox {
             }
         });
         Ok(())
+    }
+
+    /// What a guest of `container` sees: its argv, env (with `HOSTNAME` and the termination
+    /// file), mounts plus the control directory, working directory and limits. The container's
+    /// own guest and its preStop hook both run with it.
+    pub(super) fn invocation(
+        &self,
+        volumes: &Volumes,
+        container: &Container,
+        argv: Vec<String>,
+    ) -> Result<Invocation, PodError> {
+        let spec = &container.config.spec;
+        let mut preopens = volumes
+            .preopens(&spec.mounts)
+            .map_err(|e| setup(&spec.name, e.into()))?;
+        preopens.push(Preopen {
+            host: container.control_dir.clone(),
+            guest: CONTROL_DIR.into(),
+            read_only: true,
+        });
+        let mut env = Vec::with_capacity(spec.env.len() + 2);
+        if !spec.env.iter().any(|(k, _)| k == "HOSTNAME") {
+            env.push(("HOSTNAME".to_owned(), self.shared.config.hostname.clone()));
+        }
+        env.push((
+            TERMINATION_FILE_ENV.to_owned(),
+            format!("{CONTROL_DIR}/{TERMINATION_FILE}"),
+        ));
+        env.extend(spec.env.iter().cloned());
+        Ok(Invocation {
+            argv,
+            env,
+            preopens,
+            cwd: spec.working_dir.clone(),
+            memory_limit: spec.resources.memory_limit,
+            cpu_limit_millis: spec.resources.cpu_limit,
+            usage: container.usage.clone(),
+        })
     }
 
     fn log_observer(&self, name: &str) -> Option<LogObserver> {

@@ -10,8 +10,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use tokio_util::sync::CancellationToken;
+
 use super::{ContainerState, Sandbox, TERMINATION_FILE};
-use crate::engine::ExitStatus;
+use crate::engine::{ExitStatus, GuestIo};
+use crate::logs::LogStream;
+use crate::spec::PreStop;
 use crate::error::{Error, Result};
 
 impl Sandbox {
@@ -55,8 +59,60 @@ impl Sandbox {
         self.wait_container(name).await.map(Some)
     }
 
-    /// Runs the container's preStop hook, if it has one, to its end.
-    async fn run_pre_stop(&self, _name: &str) {}
+    /// Runs the container's preStop hook, if it has one, to its end. A failing hook is
+    /// logged (Kubernetes' `FailedPreStopHook`) and termination goes on.
+    async fn run_pre_stop(&self, name: &str) {
+        let prepared = {
+            let state = self.lock();
+            let Ok(container) = self.find(&state, name) else {
+                return;
+            };
+            match &container.config.spec.pre_stop {
+                None => return,
+                Some(PreStop::Sleep(pause)) => Err(*pause),
+                Some(PreStop::Exec { module, argv }) => Ok((
+                    module.clone(),
+                    self.invocation(&state.volumes, container, argv.clone()),
+                    container.log.clone(),
+                )),
+            }
+        };
+        let (module, invocation, log) = match prepared {
+            Err(pause) => return tokio::time::sleep(pause).await,
+            Ok(exec) => exec,
+        };
+        let hook = async {
+            let mut invocation = invocation?;
+            // The hook's usage is its own, not the container's.
+            invocation.usage = Default::default();
+            let engine = self.shared.engine.clone();
+            let image = tokio::task::spawn_blocking(move || engine.load_image(&module))
+                .await
+                .map_err(|e| Error::io("join", "preStop", std::io::Error::other(e)))??;
+            let io = match &log {
+                Some(log) => GuestIo {
+                    stdout: Box::new(log.stream(LogStream::Stdout)),
+                    stderr: Box::new(log.stream(LogStream::Stderr)),
+                },
+                None => GuestIo::discard(),
+            };
+            let exit = self
+                .shared
+                .engine
+                .run(&image, invocation, io, CancellationToken::new())
+                .await;
+            Ok::<_, Error>(exit)
+        };
+        match hook.await {
+            Ok(exit) if exit.success() => {
+                tracing::debug!(container = name, "preStop hook completed");
+            }
+            Ok(exit) => {
+                tracing::warn!(container = name, code = exit.code, message = ?exit.message, "FailedPreStopHook");
+            }
+            Err(error) => tracing::warn!(container = name, %error, "FailedPreStopHook"),
+        }
+    }
 }
 
 /// Writes the termination file atomically, so a guest never reads half of it.

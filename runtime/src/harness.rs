@@ -1,0 +1,448 @@
+//! A test harness for guest authors: build a pod of your modules in your own `cargo test`, run
+//! it with a deadline, and assert on its phase, exit codes, reasons, logs and files.
+//!
+//! ```
+//! use std::time::Duration;
+//! use wasmpod::harness::{Container, PodBuilder};
+//! use wasmpod::status::Phase;
+//!
+//! let run = PodBuilder::new("demo")
+//!     .empty_dir("data")
+//!     .container(
+//!         Container::new("writer", wasmpod_guests::WRITE_P1)
+//!             .args(["/data/a.txt", "hello"])
+//!             .mount("data", "/data"),
+//!     )
+//!     .container(Container::new("greeter", wasmpod_guests::HELLO_P2))
+//!     .run_blocking(Duration::from_secs(60))?;
+//! assert_eq!(run.phase(), Phase::Succeeded);
+//! assert_eq!(run.exit_code("writer"), Some(0));
+//! assert_eq!(run.stdout("greeter"), "hello from wasm\n");
+//! assert_eq!(run.read_file("data", "a.txt")?, "hello\n");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Pods built here default to `restartPolicy: Never` (a test usually wants the pod to end), a
+//! 5 s grace period and a 100 ms restart back-off; volumes stay readable on the [`PodRun`]
+//! until it is dropped. All pods of a test binary share one engine and the user's compile
+//! cache, so a module is compiled once.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::admission::Node;
+use crate::engine::{Engine, EngineConfig, ExitReason};
+use crate::error::{Error, Result};
+use crate::logs::{LogStream, read_lines};
+use crate::runner::{self, RunOptions, Shutdown};
+use crate::spec::{
+    ContainerSpec, HostPathType, MountSpec, PodSpec, PreStop, RestartPolicy, SpecError,
+    VolumeSource, VolumeSpec,
+};
+use crate::status::{ContainerRecord, Phase, PodStatus};
+
+/// One container of a test pod.
+#[derive(Debug, Clone)]
+pub struct Container {
+    spec: ContainerSpec,
+    bytes: Option<Arc<[u8]>>,
+}
+
+impl Container {
+    /// A container running the `.wasm` file at `module`.
+    pub fn new(name: &str, module: impl Into<PathBuf>) -> Self {
+        Container {
+            spec: ContainerSpec::new(name, module),
+            bytes: None,
+        }
+    }
+
+    /// A container running the module `bytes`.
+    pub fn from_bytes(name: &str, bytes: impl Into<Arc<[u8]>>) -> Self {
+        Container {
+            spec: ContainerSpec::new(name, format!("{name}.wasm")),
+            bytes: Some(bytes.into()),
+        }
+    }
+
+    /// Appends arguments (after `argv[0]`, the module's file name).
+    pub fn args<S: Into<String>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+        self.spec.argv.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets an environment variable.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.spec.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Mounts volume `volume` at `path`, writable.
+    pub fn mount(self, volume: &str, path: &str) -> Self {
+        self.add_mount(volume, path, false)
+    }
+
+    /// Mounts volume `volume` at `path`, read-only.
+    pub fn mount_read_only(self, volume: &str, path: &str) -> Self {
+        self.add_mount(volume, path, true)
+    }
+
+    fn add_mount(mut self, volume: &str, path: &str, read_only: bool) -> Self {
+        self.spec.mounts.push(MountSpec {
+            volume: volume.to_owned(),
+            mount_path: path.to_owned(),
+            read_only,
+            sub_path: None,
+        });
+        self
+    }
+
+    /// Sets the working directory.
+    pub fn working_dir(mut self, dir: &str) -> Self {
+        self.spec.working_dir = Some(dir.to_owned());
+        self
+    }
+
+    /// Sets the preStop hook: run the `.wasm` at `module` with `args` (and this container's
+    /// mounts and env) before the termination request.
+    pub fn pre_stop<S: Into<String>>(
+        mut self,
+        module: impl Into<PathBuf>,
+        args: impl IntoIterator<Item = S>,
+    ) -> Self {
+        let module: PathBuf = module.into();
+        let argv0 = module.display().to_string();
+        let argv = std::iter::once(argv0)
+            .chain(args.into_iter().map(Into::into))
+            .collect();
+        self.spec.pre_stop = Some(PreStop::Exec { module, argv });
+        self
+    }
+
+    /// Sets `resources.limits.memory` (and the request, as Kubernetes defaults it).
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.spec.resources.memory_limit = Some(bytes);
+        self.spec.resources.memory_request.get_or_insert(bytes);
+        self
+    }
+
+    /// Sets `resources.limits.cpu` in millicores (and the request).
+    pub fn cpu_limit(mut self, millis: u64) -> Self {
+        self.spec.resources.cpu_limit = Some(millis);
+        self.spec.resources.cpu_request.get_or_insert(millis);
+        self
+    }
+}
+
+/// A test pod, from a manifest or built container by container.
+#[derive(Debug, Clone)]
+pub struct PodBuilder {
+    spec: PodSpec,
+    bytes: Vec<(String, Arc<[u8]>)>,
+    backoff_base: Duration,
+    node: Option<Arc<Node>>,
+}
+
+impl PodBuilder {
+    /// An empty pod named `name` (restart policy `Never`, grace period 5 s).
+    pub fn new(name: &str) -> Self {
+        PodBuilder::from_spec(PodSpec {
+            name: name.to_owned(),
+            namespace: "default".to_owned(),
+            uid: name.to_owned(),
+            labels: Default::default(),
+            annotations: Default::default(),
+            hostname: name.to_owned(),
+            init_containers: Vec::new(),
+            containers: Vec::new(),
+            volumes: Vec::new(),
+            restart_policy: RestartPolicy::Never,
+            termination_grace_period: Duration::from_secs(5),
+            active_deadline: None,
+        })
+    }
+
+    /// A pod from a manifest; relative images resolve against the current directory (the
+    /// crate's directory under `cargo test`).
+    pub fn from_yaml(manifest: &str) -> Result<Self> {
+        let dir = std::env::current_dir().map_err(|e| Error::io("current dir", ".", e))?;
+        Ok(PodBuilder::from_spec(crate::spec::parse_pod(manifest, &dir)?))
+    }
+
+    /// A pod from a manifest file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        Ok(PodBuilder::from_spec(crate::spec::parse_pod_file(
+            path.as_ref(),
+        )?))
+    }
+
+    /// A pod from a validated spec.
+    pub fn from_spec(spec: PodSpec) -> Self {
+        PodBuilder {
+            spec,
+            bytes: Vec::new(),
+            backoff_base: Duration::from_millis(100),
+            node: None,
+        }
+    }
+
+    /// Adds an app container.
+    pub fn container(mut self, container: Container) -> Self {
+        self.add(container, false);
+        self
+    }
+
+    /// Adds an init container (they run in the order added).
+    pub fn init_container(mut self, container: Container) -> Self {
+        self.add(container, true);
+        self
+    }
+
+    fn add(&mut self, container: Container, init: bool) {
+        if let Some(bytes) = container.bytes {
+            self.bytes.push((container.spec.name.clone(), bytes));
+        }
+        if init {
+            self.spec.init_containers.push(container.spec);
+        } else {
+            self.spec.containers.push(container.spec);
+        }
+    }
+
+    /// Declares an emptyDir volume.
+    pub fn empty_dir(self, name: &str) -> Self {
+        self.volume(
+            name,
+            VolumeSource::EmptyDir {
+                memory: false,
+                size_limit: None,
+            },
+        )
+    }
+
+    /// Declares a hostPath volume (a directory that must exist).
+    pub fn host_path(self, name: &str, path: impl Into<PathBuf>) -> Self {
+        let kind = HostPathType::Directory;
+        self.volume(
+            name,
+            VolumeSource::HostPath {
+                path: path.into(),
+                kind,
+            },
+        )
+    }
+
+    fn volume(mut self, name: &str, source: VolumeSource) -> Self {
+        self.spec.volumes.push(VolumeSpec {
+            name: name.to_owned(),
+            source,
+        });
+        self
+    }
+
+    /// Sets the restart policy.
+    pub fn restart_policy(mut self, policy: RestartPolicy) -> Self {
+        self.spec.restart_policy = policy;
+        self
+    }
+
+    /// Sets the termination grace period.
+    pub fn grace_period(mut self, grace: Duration) -> Self {
+        self.spec.termination_grace_period = grace;
+        self
+    }
+
+    /// Sets `activeDeadlineSeconds`.
+    pub fn active_deadline(mut self, deadline: Duration) -> Self {
+        self.spec.active_deadline = Some(deadline);
+        self
+    }
+
+    /// Sets the first restart back-off delay.
+    pub fn backoff_base(mut self, base: Duration) -> Self {
+        self.backoff_base = base;
+        self
+    }
+
+    /// The node the pod must fit (default: this machine).
+    pub fn node(mut self, node: Arc<Node>) -> Self {
+        self.node = Some(node);
+        self
+    }
+
+    /// The pod as built so far.
+    pub fn spec(&self) -> &PodSpec {
+        &self.spec
+    }
+
+    /// Runs the pod to its end. A pod still running at `timeout` is killed and the result is
+    /// [`Error::Timeout`].
+    pub async fn run(self, timeout: Duration) -> Result<PodRun> {
+        let dir = tempfile::Builder::new()
+            .prefix("wasmpod-test-")
+            .tempdir()
+            .map_err(|e| Error::io("create temp dir", std::env::temp_dir(), e))?;
+        let mut spec = self.spec;
+        check(&spec)?;
+        for (name, bytes) in &self.bytes {
+            let path = dir.path().join(format!("{name}.wasm"));
+            std::fs::write(&path, bytes).map_err(|e| Error::io("write module", &path, e))?;
+            for c in spec.containers.iter_mut().chain(&mut spec.init_containers) {
+                if &c.name == name {
+                    c.module = path.clone();
+                }
+            }
+        }
+        let pod_dir = dir.path().join("pod");
+        let mut options = RunOptions::new(pod_dir.clone());
+        options.backoff_base = self.backoff_base;
+        options.retain_volumes = true;
+        if let Some(node) = self.node {
+            options.node = node;
+        }
+        let shutdown = Shutdown::new();
+        let engine = shared_engine()?;
+        let run = runner::run(&engine, &spec, options, shutdown.clone());
+        let mut run = std::pin::pin!(run);
+        let status = match tokio::time::timeout(timeout, &mut run).await {
+            Ok(status) => status?,
+            Err(_) => {
+                shutdown.kill();
+                let _ = run.await;
+                return Err(Error::Timeout {
+                    pod: spec.name.clone(),
+                    after: timeout,
+                });
+            }
+        };
+        Ok(PodRun {
+            status,
+            pod_dir,
+            _dir: dir,
+        })
+    }
+
+    /// [`PodBuilder::run`] on a runtime of its own, for plain `#[test]` functions.
+    pub fn run_blocking(self, timeout: Duration) -> Result<PodRun> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("start tokio runtime", ".", e))?;
+        runtime.block_on(self.run(timeout))
+    }
+}
+
+/// The checks a manifest gets that a built pod needs too: unique container and volume names,
+/// mounts of declared volumes.
+fn check(spec: &PodSpec) -> Result<(), SpecError> {
+    let containers: Vec<&ContainerSpec> =
+        spec.init_containers.iter().chain(&spec.containers).collect();
+    for (i, c) in containers.iter().enumerate() {
+        if containers[..i].iter().any(|other| other.name == c.name) {
+            return Err(SpecError::new(c.name.clone(), "duplicate container name"));
+        }
+        for m in &c.mounts {
+            if spec.volume(&m.volume).is_none() {
+                return Err(SpecError::new(
+                    format!("{}.volumeMounts", c.name),
+                    format!("volume {:?} is not declared", m.volume),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The process's engine for test pods, made on first use.
+fn shared_engine() -> Result<Engine> {
+    static ENGINE: Mutex<Option<Engine>> = Mutex::new(None);
+    let mut engine = ENGINE.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(engine) = engine.as_ref() {
+        return Ok(engine.clone());
+    }
+    let made = Engine::new(EngineConfig::default())?;
+    *engine = Some(made.clone());
+    Ok(made)
+}
+
+/// A finished test pod: its status, logs and volumes (removed when dropped).
+#[derive(Debug)]
+pub struct PodRun {
+    status: PodStatus,
+    pod_dir: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl PodRun {
+    /// The final status.
+    pub fn status(&self) -> &PodStatus {
+        &self.status
+    }
+
+    /// The final phase.
+    pub fn phase(&self) -> Phase {
+        self.status.phase
+    }
+
+    /// The status of container `name`.
+    pub fn container(&self, name: &str) -> Option<&ContainerRecord> {
+        self.status.container(name)
+    }
+
+    /// The exit code of container `name`'s last run.
+    pub fn exit_code(&self, name: &str) -> Option<i32> {
+        Some(self.container(name)?.exit()?.code)
+    }
+
+    /// Why container `name`'s last run ended.
+    pub fn reason(&self, name: &str) -> Option<ExitReason> {
+        Some(self.container(name)?.exit()?.reason)
+    }
+
+    /// How often container `name` was restarted.
+    pub fn restart_count(&self, name: &str) -> u32 {
+        self.container(name).map_or(0, |c| c.restart_count)
+    }
+
+    /// The directory of container `name`'s CRI log files (`<restartCount>.log`, rotated ones
+    /// as `<restartCount>.log.1`...).
+    pub fn log_dir(&self, name: &str) -> PathBuf {
+        self.pod_dir.join("logs").join(name)
+    }
+
+    /// Every line container `name` wrote in its last run, in order (rotated files excluded).
+    pub fn logs(&self, name: &str) -> Vec<(LogStream, String)> {
+        let attempt = self.restart_count(name);
+        let path = self.log_dir(name).join(format!("{attempt}.log"));
+        read_lines(&path).unwrap_or_default()
+    }
+
+    /// What container `name` wrote to stdout in its last run, one `\n` after each line.
+    pub fn stdout(&self, name: &str) -> String {
+        self.stream(name, LogStream::Stdout)
+    }
+
+    /// What container `name` wrote to stderr in its last run.
+    pub fn stderr(&self, name: &str) -> String {
+        self.stream(name, LogStream::Stderr)
+    }
+
+    fn stream(&self, name: &str, stream: LogStream) -> String {
+        self.logs(name)
+            .into_iter()
+            .filter(|(s, _)| *s == stream)
+            .map(|(_, line)| line + "\n")
+            .collect()
+    }
+
+    /// The host directory of emptyDir `volume` (hostPaths are where you put them).
+    pub fn volume_path(&self, volume: &str) -> PathBuf {
+        self.pod_dir.join("volumes").join(volume)
+    }
+
+    /// Reads `path` (relative) from emptyDir `volume`.
+    pub fn read_file(&self, volume: &str, path: &str) -> std::io::Result<String> {
+        std::fs::read_to_string(self.volume_path(volume).join(path))
+    }
+}
