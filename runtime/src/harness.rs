@@ -167,7 +167,9 @@ impl PodBuilder {
     /// crate's directory under `cargo test`).
     pub fn from_yaml(manifest: &str) -> Result<Self> {
         let dir = std::env::current_dir().map_err(|e| Error::io("current dir", ".", e))?;
-        Ok(PodBuilder::from_spec(crate::spec::parse_pod(manifest, &dir)?))
+        Ok(PodBuilder::from_spec(crate::spec::parse_pod(
+            manifest, &dir,
+        )?))
     }
 
     /// A pod from a manifest file.
@@ -336,8 +338,11 @@ impl PodBuilder {
 /// The checks a manifest gets that a built pod needs too: unique container and volume names,
 /// mounts of declared volumes.
 fn check(spec: &PodSpec) -> Result<(), SpecError> {
-    let containers: Vec<&ContainerSpec> =
-        spec.init_containers.iter().chain(&spec.containers).collect();
+    let containers: Vec<&ContainerSpec> = spec
+        .init_containers
+        .iter()
+        .chain(&spec.containers)
+        .collect();
     for (i, c) in containers.iter().enumerate() {
         if containers[..i].iter().any(|other| other.name == c.name) {
             return Err(SpecError::new(c.name.clone(), "duplicate container name"));

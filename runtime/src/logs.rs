@@ -412,7 +412,9 @@ mod rotation_tests {
         names.sort();
         assert_eq!(names, vec!["0.log", "0.log.1", "0.log.2"]);
         for name in &names {
-            let size = std::fs::metadata(dir.path().join(name)).expect("file").len();
+            let size = std::fs::metadata(dir.path().join(name))
+                .expect("file")
+                .len();
             assert!(size <= 4096 + 200, "{name}: {size} bytes");
         }
         let last = read_lines(&path).expect("current file");

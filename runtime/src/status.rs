@@ -230,7 +230,10 @@ impl PodStatus {
             })
             .collect();
         if let Some(object) = json.as_object_mut() {
-            object.insert("wasmpod".into(), serde_json::json!({ "containers": containers }));
+            object.insert(
+                "wasmpod".into(),
+                serde_json::json!({ "containers": containers }),
+            );
         }
         json
     }

@@ -26,9 +26,16 @@ async fn a_memory_bomb_is_oom_killed_while_its_neighbour_completes() {
         assert_eq!(run.reason(bomb), Some(ExitReason::OOMKilled), "{bomb}");
         assert_eq!(run.exit_code(bomb), Some(137), "{bomb}");
         let record = run.container(bomb).expect("status");
-        assert!(record.memory_peak <= 64 * MI, "{bomb}: peak {}", record.memory_peak);
+        assert!(
+            record.memory_peak <= 64 * MI,
+            "{bomb}: peak {}",
+            record.memory_peak
+        );
     }
-    assert!(!run.stdout("bomb").contains("64 MiB"), "it never got past its limit");
+    assert!(
+        !run.stdout("bomb").contains("64 MiB"),
+        "it never got past its limit"
+    );
     assert_eq!(run.exit_code("neighbour"), Some(0));
     assert_eq!(run.stdout("neighbour"), "slept 200 ms\n");
     assert_eq!(run.phase(), Phase::Failed);
@@ -70,13 +77,24 @@ async fn a_cpu_limit_throttles_a_spinning_guest_and_its_neighbour_still_runs() {
         .await
         .expect("pod ran");
     assert_eq!(run.status().reason.as_deref(), Some("DeadlineExceeded"));
-    assert_eq!(run.exit_code("neighbour"), Some(0), "the neighbour ran to its end");
+    assert_eq!(
+        run.exit_code("neighbour"),
+        Some(0),
+        "the neighbour ran to its end"
+    );
     let throttled = run.container("throttled").expect("status").cpu_time;
     // 100m over ~1.1 s of life is ~110 ms; a tick of overshoot per 100 ms period at most
     // doubles that.
-    assert!(throttled < Duration::from_millis(400), "throttled used {throttled:?}");
+    assert!(
+        throttled < Duration::from_millis(400),
+        "throttled used {throttled:?}"
+    );
     assert!(throttled > Duration::ZERO, "throttled ran at all");
-    assert_eq!(run.exit_code("throttled"), Some(137), "hard-stopped at the grace period");
+    assert_eq!(
+        run.exit_code("throttled"),
+        Some(137),
+        "hard-stopped at the grace period"
+    );
 }
 
 #[tokio::test]
@@ -89,8 +107,14 @@ async fn a_log_flood_neither_blocks_the_pod_nor_fills_the_disk() {
         .expect("pod ran");
     assert_eq!(run.exit_code("flood"), Some(0));
     let logs = run.logs("flood");
-    let last = logs.last().map(|(_, line)| line.clone()).unwrap_or_default();
-    assert!(last.starts_with("done ") && last.ends_with(" lines"), "{last}");
+    let last = logs
+        .last()
+        .map(|(_, line)| line.clone())
+        .unwrap_or_default();
+    assert!(
+        last.starts_with("done ") && last.ends_with(" lines"),
+        "{last}"
+    );
     // Rotation keeps at most 5 files of about 10 MiB each, whatever the guest wrote.
     let files: Vec<u64> = std::fs::read_dir(run.log_dir("flood"))
         .expect("log dir")
@@ -98,7 +122,10 @@ async fn a_log_flood_neither_blocks_the_pod_nor_fills_the_disk() {
         .map(|e| e.metadata().expect("metadata").len())
         .collect();
     assert!(!files.is_empty() && files.len() <= 5, "{files:?}");
-    assert!(files.iter().all(|&size| size <= (10 << 20) + 200), "{files:?}");
+    assert!(
+        files.iter().all(|&size| size <= (10 << 20) + 200),
+        "{files:?}"
+    );
     assert_eq!(run.stdout("neighbour"), "hello from wasm\n");
 }
 
@@ -127,7 +154,10 @@ async fn dot_dot_and_symlinks_cannot_leave_a_volume() {
                 .mount("vol", "/data"),
         );
     }
-    for (i, path) in ["/data/relative-link", "/data/dir-link/secret.txt"].iter().enumerate() {
+    for (i, path) in ["/data/relative-link", "/data/dir-link/secret.txt"]
+        .iter()
+        .enumerate()
+    {
         pod = pod.container(
             Container::new(&format!("write{i}"), guests::WRITE_P2)
                 .args([*path, "overwritten"])
@@ -143,7 +173,10 @@ async fn dot_dot_and_symlinks_cannot_leave_a_volume() {
     for name in ["write0", "write1"] {
         assert_ne!(run.exit_code(name), Some(0), "{name} must fail");
     }
-    assert_eq!(std::fs::read_to_string(&secret).expect("secret"), "host secret\n");
+    assert_eq!(
+        std::fs::read_to_string(&secret).expect("secret"),
+        "host secret\n"
+    );
 }
 
 #[tokio::test]
@@ -155,7 +188,10 @@ async fn pre_stop_output_lands_before_the_container_stops() {
             Container::new("app", guests::GRACEFUL_P1)
                 .args(["/data/order.txt"])
                 .mount("data", "/data")
-                .pre_stop(guests::WRITE_P1, ["--append", "/data/order.txt", "prestop ran"]),
+                .pre_stop(
+                    guests::WRITE_P1,
+                    ["--append", "/data/order.txt", "prestop ran"],
+                ),
         )
         .run(DEADLINE)
         .await
@@ -186,7 +222,10 @@ async fn gang_admission_refuses_or_admits_the_whole_pod() {
             cpu_millis: 4000,
         })
     };
-    let refused = pod(node(5 << 29)).run(DEADLINE).await.expect_err("2.5Gi is too small");
+    let refused = pod(node(5 << 29))
+        .run(DEADLINE)
+        .await
+        .expect_err("2.5Gi is too small");
     assert_eq!(refused.kind(), wasmpod::ErrorKind::ResourceExhausted);
     let message = refused.to_string();
     assert!(message.contains("requests memory 3Gi"), "{message}");

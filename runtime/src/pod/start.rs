@@ -4,16 +4,16 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
-use super::create::setup;
 use super::container::Container;
+use super::create::setup;
 use super::{
     CONTROL_DIR, ContainerState, PodError, Sandbox, SandboxState, TERMINATION_FILE,
     TERMINATION_FILE_ENV,
 };
-use crate::volume::Volumes;
 use crate::engine::{GuestIo, Invocation, Preopen};
 use crate::error::{Error, Result};
 use crate::logs::{ContainerLog, LogObserver, LogStream};
+use crate::volume::Volumes;
 
 impl Sandbox {
     /// Starts container `name`: it must be `Created`. Returns once the guest is running; its

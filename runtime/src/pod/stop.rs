@@ -14,9 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{ContainerState, Sandbox, TERMINATION_FILE};
 use crate::engine::{ExitStatus, GuestIo};
+use crate::error::{Error, Result};
 use crate::logs::LogStream;
 use crate::spec::PreStop;
-use crate::error::{Error, Result};
 
 impl Sandbox {
     /// Stops container `name` within `grace`: its preStop hook (whose time counts against

@@ -3,9 +3,9 @@
 use k8s_openapi::api::core::v1 as core;
 
 use super::container::ContainerKind;
+use super::env::expand;
 use super::field_path::FieldPath;
 use super::policy::reject_fields;
-use super::env::expand;
 use crate::spec::{PreStop, SpecError};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -89,7 +89,10 @@ mod tests {
             panic!("exec hook expected: {:?}", container(&spec).pre_stop);
         };
         assert!(module.ends_with(Path::new("hooks/stop.wasm")), "{module:?}");
-        assert!(module.is_absolute() || module.starts_with("/"), "{module:?}");
+        assert!(
+            module.is_absolute() || module.starts_with("/"),
+            "{module:?}"
+        );
         assert_eq!(argv, &["hooks/stop.wasm", "--now"]);
     }
 
