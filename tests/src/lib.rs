@@ -137,6 +137,45 @@ impl Wasmpod {
         }
     }
 
+    /// Starts `wasmpod <args>` in the background, for tests that talk to it while it runs.
+    pub fn spawn(&self, args: &[&str]) -> Running {
+        let mut child = Command::new(wasmpod_bin())
+            .args(args)
+            .env("WASMPOD_CACHE_DIR", self.cache_dir())
+            .env("WASMPOD_STATE_DIR", self.state_dir())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn wasmpod");
+        let (lines_tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout pipe");
+        let stdout = std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in
+                std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok)
+            {
+                all.push_str(&line);
+                all.push('\n');
+                let _ = lines_tx.send(line);
+            }
+            all
+        });
+        let stderr = child.stderr.take().expect("stderr pipe");
+        let stderr = std::thread::spawn(move || {
+            let mut all = String::new();
+            let _ = std::io::Read::read_to_string(&mut std::io::BufReader::new(stderr), &mut all);
+            all
+        });
+        Running {
+            child,
+            lines,
+            stdout,
+            stderr,
+        }
+    }
+
     /// `wasmpod run -o json MANIFEST <extra>` on `manifest` text.
     pub fn run_json(&self, manifest: &str, extra: &[&str]) -> Outcome {
         let path = self.manifest("pod.yaml", manifest);
@@ -168,6 +207,16 @@ fn walk(root: &Path, dir: &Path, found: &mut Vec<PathBuf>) {
     }
 }
 
+/// Waits until `condition` holds, checking every 10 ms, for things that raise no event a test
+/// can wait on (a file appearing); the test fails at [`DEADLINE`].
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let give_up = std::time::Instant::now() + DEADLINE;
+    while !condition() {
+        assert!(std::time::Instant::now() < give_up, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// The terminated state of container `name` in a `PodStatus` JSON: `(exitCode, reason)`.
 pub fn terminated(status: &serde_json::Value, name: &str) -> (i64, String) {
     let container = ["containerStatuses", "initContainerStatuses"]
@@ -194,4 +243,58 @@ pub fn restart_count(status: &serde_json::Value, name: &str) -> i64 {
         .find(|c| c["name"] == name)
         .and_then(|c| c["restartCount"].as_i64())
         .unwrap_or_else(|| panic!("no restartCount for {name}: {status}"))
+}
+
+/// A `wasmpod` process running in the background.
+#[derive(Debug)]
+pub struct Running {
+    child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+    stdout: std::thread::JoinHandle<String>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+impl Running {
+    /// Waits until a stdout line contains `needle` (the test fails at [`DEADLINE`]).
+    pub fn wait_for_stdout(&self, needle: &str) {
+        let give_up = std::time::Instant::now() + DEADLINE;
+        loop {
+            let left = give_up.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return,
+                Ok(_) => {}
+                Err(_) => panic!("no stdout line containing {needle:?} within {DEADLINE:?}"),
+            }
+        }
+    }
+
+    /// Sends `signal` (e.g. `INT`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args(["-s", signal, &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -s {signal} failed");
+    }
+
+    /// Waits for the process to end (the test fails at [`DEADLINE`]).
+    pub fn finish(mut self) -> Outcome {
+        let give_up = std::time::Instant::now() + DEADLINE;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait for wasmpod") {
+                break status;
+            }
+            if std::time::Instant::now() > give_up {
+                let _ = self.child.kill();
+                panic!("wasmpod did not finish within {DEADLINE:?}");
+            }
+            // The process has no event to wait on besides its exit; poll it.
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        Outcome {
+            code: status.code().unwrap_or(-1),
+            stdout: self.stdout.join().unwrap_or_default(),
+            stderr: self.stderr.join().unwrap_or_default(),
+        }
+    }
 }

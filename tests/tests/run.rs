@@ -31,6 +31,20 @@ fn volume_demo_reader_prints_what_the_writer_wrote_and_the_empty_dir_is_gone() {
         entries.iter().any(|e| e.ends_with("logs/reader/0.log")),
         "logs are kept: {entries:?}"
     );
+    let pod_dir = out
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("pod directory: "))
+        .expect("the pod directory is named");
+    let logs = wasmpod.cmd(&["logs", pod_dir, "-c", "reader"]);
+    assert_eq!(logs.code, 0, "{}", logs.stderr);
+    assert_eq!(
+        logs.stdout,
+        "hello from the writer container of volume-demo\n"
+    );
+    let missing = wasmpod.cmd(&["logs", pod_dir, "-c", "nobody"]);
+    assert_ne!(missing.code, 0);
+    assert_eq!(missing.stderr.lines().count(), 1, "{}", missing.stderr);
 }
 
 #[test]
