@@ -223,6 +223,17 @@ impl PodBuilder {
         )
     }
 
+    /// Declares an emptyDir volume with a `sizeLimit`: the pod is evicted when it grows past.
+    pub fn empty_dir_with_limit(self, name: &str, size_limit: u64) -> Self {
+        self.volume(
+            name,
+            VolumeSource::EmptyDir {
+                memory: false,
+                size_limit: Some(size_limit),
+            },
+        )
+    }
+
     /// Declares a hostPath volume (a directory that must exist).
     pub fn host_path(self, name: &str, path: impl Into<PathBuf>) -> Self {
         let kind = HostPathType::Directory;
@@ -300,6 +311,7 @@ impl PodBuilder {
         let mut options = RunOptions::new(pod_dir.clone());
         options.backoff_base = self.backoff_base;
         options.retain_volumes = true;
+        options.eviction_interval = Duration::from_millis(50);
         if let Some(node) = self.node {
             options.node = node;
         }

@@ -14,7 +14,7 @@ use crate::admission::Node;
 use crate::engine::{Engine, ExitStatus};
 use crate::error::Result;
 use crate::pod::{ContainerConfig, PodLogObserver, Sandbox, SandboxConfig};
-use crate::spec::{ContainerSpec, PodSpec, RestartPolicy, SpecError};
+use crate::spec::{ContainerSpec, PodSpec, RestartPolicy, SpecError, VolumeSource, VolumeSpec};
 use crate::status::{ContainerRecord, Phase, PodStatus, State};
 
 /// Sees the pod's status after every change.
@@ -38,6 +38,8 @@ pub struct RunOptions {
     pub node: Arc<Node>,
     /// Keep the emptyDirs after the pod ended (the test harness reads them). Default: false.
     pub retain_volumes: bool,
+    /// How often emptyDirs with a `sizeLimit` are measured. Default: 1 s.
+    pub eviction_interval: Duration,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -60,6 +62,7 @@ impl RunOptions {
             grace_period: None,
             node: Node::this_machine(),
             retain_volumes: false,
+            eviction_interval: Duration::from_secs(1),
         }
     }
 }
@@ -178,17 +181,21 @@ pub async fn run(
         let pod = pod.clone();
         tokio::spawn(async move {
             tokio::time::sleep(after).await;
-            pod.update(|s| {
-                s.reason = Some("DeadlineExceeded".into());
-                s.message = Some(format!(
-                    "Pod was active on the node longer than the specified deadline ({}s)",
-                    after.as_secs()
-                ));
-            });
+            let message = format!(
+                "Pod was active on the node longer than the specified deadline ({}s)",
+                after.as_secs()
+            );
+            pod.end("DeadlineExceeded", message);
             pod.shutdown.terminate();
         })
     });
+    let eviction = tokio::spawn(evict_on_size_limits(
+        pod.clone(),
+        spec.volumes.clone(),
+        options.eviction_interval,
+    ));
     let phase = pod.drive(spec).await;
+    eviction.abort();
     if let Some(deadline) = deadline {
         deadline.abort();
     }
@@ -202,6 +209,61 @@ pub async fn run(
     });
     deleted?;
     Ok(pod.snapshot())
+}
+
+/// Evicts the pod, as kubelet does, when an emptyDir grows past its `sizeLimit`: the pod
+/// fails with reason `Evicted` and its containers are killed at once. Writes are not refused
+/// on the way (a volume is a plain host directory); the limit is checked every `interval`.
+async fn evict_on_size_limits(pod: Arc<Pod>, volumes: Vec<VolumeSpec>, interval: Duration) {
+    let limited: Vec<(String, u64)> = volumes
+        .into_iter()
+        .filter_map(|v| match v.source {
+            VolumeSource::EmptyDir {
+                size_limit: Some(limit),
+                ..
+            } => Some((v.name, limit)),
+            _ => None,
+        })
+        .collect();
+    if limited.is_empty() {
+        return;
+    }
+    loop {
+        tokio::time::sleep(interval).await;
+        for (name, limit) in &limited {
+            let Some(path) = pod.sandbox.volume_path(name) else {
+                continue;
+            };
+            let used = tokio::task::spawn_blocking(move || dir_size(&path))
+                .await
+                .unwrap_or(0);
+            if used > *limit {
+                let message = format!(
+                    "Usage of EmptyDir volume {name:?} exceeds the limit {:?}",
+                    crate::admission::format_bytes(*limit)
+                );
+                tracing::warn!(volume = name, used, limit, "evicting the pod");
+                pod.end("Evicted", message);
+                pod.shutdown.kill();
+                return;
+            }
+        }
+    }
+}
+
+/// The bytes of every file under `dir`, symlinks not followed.
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => dir_size(&entry.path()),
+            Ok(meta) if meta.is_file() => meta.len(),
+            _ => 0,
+        })
+        .sum()
 }
 
 struct Pod {
@@ -355,6 +417,16 @@ impl Pod {
                 Slot::Init(i) => &mut s.init_containers[i],
                 Slot::App(i) => &mut s.containers[i],
             })
+        });
+    }
+
+    /// Records why the pod ends, unless an earlier reason was recorded.
+    fn end(&self, reason: &str, message: String) {
+        self.update(|s| {
+            if s.reason.is_none() {
+                s.reason = Some(reason.to_owned());
+                s.message = Some(message);
+            }
         });
     }
 

@@ -233,3 +233,31 @@ async fn gang_admission_refuses_or_admits_the_whole_pod() {
     let run = pod(node(3 << 30)).run(DEADLINE).await.expect("3Gi fits");
     assert_eq!(run.phase(), Phase::Succeeded);
 }
+
+#[tokio::test]
+async fn an_empty_dir_past_its_size_limit_gets_the_pod_evicted() {
+    let run = PodBuilder::new("evicted")
+        .empty_dir_with_limit("scratch", MI)
+        .container(
+            Container::new("filler", guests::FILL_P1)
+                .args(["/scratch/blob", &(2 * MI).to_string(), "600000"])
+                .mount("scratch", "/scratch"),
+        )
+        .container(
+            Container::new("small", guests::FILL_P2)
+                .args(["/scratch/small", "1000"])
+                .mount("scratch", "/scratch"),
+        )
+        .run(DEADLINE)
+        .await
+        .expect("pod ran");
+    assert_eq!(run.phase(), Phase::Failed);
+    assert_eq!(run.status().reason.as_deref(), Some("Evicted"));
+    let message = run.status().message.clone().unwrap_or_default();
+    assert!(
+        message.contains("\"scratch\" exceeds the limit \"1Mi\""),
+        "{message}"
+    );
+    assert_eq!(run.exit_code("filler"), Some(137), "killed at eviction");
+    assert_eq!(run.exit_code("small"), Some(0));
+}
