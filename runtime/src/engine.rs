@@ -83,6 +83,10 @@ pub struct EngineConfig {
     pub max_memory_size: usize,
     /// The memory cap of a container without `resources.limits.memory`. Default: 1 GiB.
     pub default_memory_limit: u64,
+    /// Epoch interruption: every guest yields at each tick, can be hard-stopped while it
+    /// computes, and can be CPU-throttled. Turning it off is for measuring its cost only: a
+    /// spinning guest then holds its thread and cannot be stopped. Default: true.
+    pub epoch_interruption: bool,
 }
 
 impl Default for EngineConfig {
@@ -93,6 +97,7 @@ impl Default for EngineConfig {
             pool_instances: 1000,
             max_memory_size: 4 << 30,
             default_memory_limit: 1 << 30,
+            epoch_interruption: true,
         }
     }
 }
@@ -124,6 +129,7 @@ struct EngineInner {
     /// Images this process already loaded, by cache key: restarts and further pods skip the disk.
     images: Mutex<HashMap<String, Image>>,
     default_memory_limit: u64,
+    epoch_interruption: bool,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -152,7 +158,7 @@ impl Engine {
             .total_stacks(config.pool_instances)
             .max_memory_size(config.max_memory_size);
         let mut wasm = wasmtime::Config::new();
-        wasm.epoch_interruption(true)
+        wasm.epoch_interruption(config.epoch_interruption)
             .wasm_component_model(true)
             .allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         let wasmtime = wasmtime::Engine::new(&wasm).map_err(Error::Engine)?;
@@ -166,7 +172,9 @@ impl Engine {
         wasmtime_wasi::p2::add_to_linker_async(&mut component_linker).map_err(Error::Engine)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
-        spawn_ticker(wasmtime.clone(), config.epoch_tick, ticker_stop.clone())?;
+        if config.epoch_interruption {
+            spawn_ticker(wasmtime.clone(), config.epoch_tick, ticker_stop.clone())?;
+        }
         let cache = CompileCache::new(wasmtime.clone(), config.cache_dir);
         Ok(Engine {
             inner: Arc::new(EngineInner {
@@ -176,6 +184,7 @@ impl Engine {
                 cache,
                 images: Mutex::default(),
                 default_memory_limit: config.default_memory_limit,
+                epoch_interruption: config.epoch_interruption,
                 ticker_stop,
             }),
         })
@@ -218,6 +227,12 @@ impl Engine {
         let key = self.inner.cache.key(&wasm);
         self.inner.cache.get_or_compile(&key, &wasm, kind, path)?;
         Ok(kind)
+    }
+
+    /// Makes every running guest reach its epoch deadline (and yield) at its next check,
+    /// instead of at the next tick.
+    pub(crate) fn interrupt_all(&self) {
+        self.inner.wasmtime.increment_epoch();
     }
 
     pub(crate) fn wasmtime(&self) -> &wasmtime::Engine {

@@ -141,12 +141,15 @@ fn thread_cpu_time() -> Duration {
 }
 
 /// Enforces `limits.cpu`: over each [`CPU_PERIOD`], a guest may run `millis / 1000` of it;
-/// once it used that, it is parked until the period ends.
+/// once it used that, it is parked until the period ends. The guest is only checked at epoch
+/// ticks, so it overshoots its quota by up to a tick; the overshoot is carried into the next
+/// periods as debt (as CFS carries a runtime deficit), so the share holds on average.
 #[derive(Debug)]
 pub(crate) struct Throttle {
     quota: Duration,
     period_start: Instant,
     cpu_at_period_start: Duration,
+    debt: Duration,
 }
 
 impl Throttle {
@@ -155,18 +158,27 @@ impl Throttle {
             quota: CPU_PERIOD.mul_f64(millis as f64 / 1000.0),
             period_start: Instant::now(),
             cpu_at_period_start: Duration::ZERO,
+            debt: Duration::ZERO,
         }
     }
 
     /// Given the guest's CPU time so far, how long it must wait now (zero: go on).
     pub(crate) fn pause(&mut self, cpu: Duration) -> Duration {
         let now = Instant::now();
+        let used = cpu.saturating_sub(self.cpu_at_period_start);
         if now.duration_since(self.period_start) >= CPU_PERIOD {
+            self.debt = (self.debt + used).saturating_sub(self.quota);
             self.period_start = now;
             self.cpu_at_period_start = cpu;
-            return Duration::ZERO;
+            // A debt of a whole quota or more sits out this period entirely.
+            return if self.debt >= self.quota {
+                self.debt -= self.quota;
+                CPU_PERIOD
+            } else {
+                Duration::ZERO
+            };
         }
-        if cpu.saturating_sub(self.cpu_at_period_start) < self.quota {
+        if used + self.debt < self.quota {
             return Duration::ZERO;
         }
         (self.period_start + CPU_PERIOD).saturating_duration_since(now)
@@ -199,5 +211,20 @@ mod tests {
         assert_eq!(throttle.pause(Duration::from_millis(10)), Duration::ZERO);
         let wait = throttle.pause(Duration::from_millis(30));
         assert!(wait > Duration::ZERO && wait <= CPU_PERIOD, "{wait:?}");
+    }
+
+    #[test]
+    fn overshoot_is_carried_into_the_next_period() {
+        let mut throttle = Throttle::new(250);
+        // The previous period ended with 35 ms used against a 25 ms quota.
+        throttle.period_start = Instant::now() - CPU_PERIOD;
+        assert_eq!(throttle.pause(Duration::from_millis(35)), Duration::ZERO);
+        assert_eq!(throttle.debt, Duration::from_millis(10));
+        // So this period allows 15 ms, not 25.
+        assert_eq!(
+            throttle.pause(Duration::from_millis(35 + 14)),
+            Duration::ZERO
+        );
+        assert!(throttle.pause(Duration::from_millis(35 + 15)) > Duration::ZERO);
     }
 }

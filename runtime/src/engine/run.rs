@@ -182,8 +182,10 @@ impl Engine {
         };
         let mut store = Store::new(self.wasmtime(), data);
         store.limiter(|data| &mut data.limiter);
-        store.epoch_deadline_callback(on_epoch);
-        store.set_epoch_deadline(1);
+        if self.inner.epoch_interruption {
+            store.epoch_deadline_callback(on_epoch);
+            store.set_epoch_deadline(1);
+        }
 
         let mut run = std::pin::pin!(run_image(image, &mut store));
         let metered = std::future::poll_fn(|cx| {
