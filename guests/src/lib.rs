@@ -4,7 +4,9 @@
 //! `guests/programs/src/bin/`, one file per guest: `hello`, `exit`, `env`,
 //! `write`, `cat`, `sleep`, `stderr`, and misbehaving ones (`trap`, `panic`,
 //! `oob`, `stackoverflow`, `spin`, `membomb`). Each file's module docs say
-//! what it does and how it uses its arguments.
+//! what it does and how it uses its arguments. The networking guests
+//! (`http-server`, `http-get`, `tcp`, `bulk`) need sockets, so only their
+//! wasm32-wasip2 builds are useful.
 //!
 //! This crate's build script builds them all with a nested
 //! `cargo build --release --target wasm32-wasip1 --target wasm32-wasip2` into

@@ -170,6 +170,10 @@ impl Engine {
         .map_err(Error::Engine)?;
         let mut component_linker = wasmtime::component::Linker::new(&wasmtime);
         wasmtime_wasi::p2::add_to_linker_async(&mut component_linker).map_err(Error::Engine)?;
+        // The pod's virtual network replaces wasmtime-wasi's `wasi:sockets/tcp`.
+        component_linker.allow_shadowing(true);
+        crate::net::add_to_linker(&mut component_linker).map_err(Error::Engine)?;
+        component_linker.allow_shadowing(false);
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         if config.epoch_interruption {

@@ -36,6 +36,9 @@ pub enum Error {
     /// A volume could not be prepared.
     #[error(transparent)]
     Volume(#[from] crate::volume::VolumeError),
+    /// The host layer (cgroup, network namespace) failed.
+    #[error(transparent)]
+    Host(#[from] crate::host::HostError),
     /// The pod does not fit the node.
     #[error(transparent)]
     Admission(#[from] crate::admission::AdmissionError),
@@ -74,6 +77,7 @@ impl Error {
             Error::Volume(e) => e.kind(),
             Error::Pod(e) => e.kind(),
             Error::Admission(e) => e.kind(),
+            Error::Host(e) => e.kind(),
             Error::Timeout { .. } => ErrorKind::DeadlineExceeded,
             Error::Engine(_) => ErrorKind::Internal,
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {

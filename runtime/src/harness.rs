@@ -313,7 +313,7 @@ impl PodBuilder {
         options.retain_volumes = true;
         options.eviction_interval = Duration::from_millis(50);
         if let Some(node) = self.node {
-            options.node = node;
+            options.node = Some(node);
         }
         let shutdown = Shutdown::new();
         let engine = shared_engine()?;

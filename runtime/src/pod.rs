@@ -25,6 +25,7 @@ pub use container::{ContainerState, ContainerStatus};
 use crate::engine::Engine;
 use crate::error::{ErrorKind, Result};
 use crate::logs::{LogStream, Rotation};
+use crate::net::{Network, NetworkConfig};
 use crate::spec::{ContainerSpec, PodSpec, VolumeSpec};
 use crate::volume::Volumes;
 
@@ -122,6 +123,8 @@ pub struct SandboxConfig {
     /// Keep the emptyDirs when the sandbox is deleted (a test harness inspects them, then
     /// removes `dir`). Default: false.
     pub retain_volumes: bool,
+    /// The pod's network: policy, buffers, socket cap. Default: [`NetworkConfig::default`].
+    pub network: NetworkConfig,
 }
 
 impl std::fmt::Debug for SandboxConfig {
@@ -149,6 +152,7 @@ impl SandboxConfig {
             log_observer: None,
             log_rotation: Rotation::default(),
             retain_volumes: false,
+            network: NetworkConfig::default(),
         }
     }
 
@@ -192,6 +196,8 @@ pub struct Sandbox {
 struct Shared {
     engine: Engine,
     config: SandboxConfig,
+    /// The pod's virtual network, shared by its containers.
+    network: Network,
     state: Mutex<SandboxState>,
 }
 
@@ -206,6 +212,11 @@ impl Sandbox {
     /// The sandbox's configuration.
     pub fn config(&self) -> &SandboxConfig {
         &self.shared.config
+    }
+
+    /// The pod's network (its counters are in [`Network::stats`]).
+    pub fn network(&self) -> &Network {
+        &self.shared.network
     }
 
     /// The host directory of volume `name`.

@@ -34,12 +34,18 @@ pub struct RunOptions {
     pub on_log: Option<PodLogObserver>,
     /// Overrides the manifest's `terminationGracePeriodSeconds`.
     pub grace_period: Option<Duration>,
-    /// The node the pod must fit (gang admission). Default: this machine.
-    pub node: Arc<Node>,
+    /// The node the pod must fit (gang admission); `None` when the caller admitted the pod
+    /// itself. Default: this machine.
+    pub node: Option<Arc<Node>>,
+    /// What the host layer could not enforce: each becomes a pod condition.
+    pub warnings: Vec<String>,
     /// Keep the emptyDirs after the pod ended (the test harness reads them). Default: false.
     pub retain_volumes: bool,
     /// How often emptyDirs with a `sizeLimit` are measured. Default: 1 s.
     pub eviction_interval: Duration,
+    /// The pod's network (policy: may guests reach beyond the pod). Default:
+    /// [`NetworkConfig::default`](crate::net::NetworkConfig::default), outbound allowed.
+    pub network: crate::net::NetworkConfig,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -60,9 +66,11 @@ impl RunOptions {
             on_status: None,
             on_log: None,
             grace_period: None,
-            node: Node::this_machine(),
+            node: Some(Node::this_machine()),
+            warnings: Vec::new(),
             retain_volumes: false,
             eviction_interval: Duration::from_secs(1),
+            network: crate::net::NetworkConfig::default(),
         }
     }
 }
@@ -128,25 +136,24 @@ impl Shutdown {
 }
 
 /// Loads every container's image, so that a missing or invalid module fails before anything
-/// is created. The error names the container's `image` field.
-pub async fn load_images(engine: &Engine, spec: &PodSpec) -> Result<()> {
+/// is created. The error names the container's `image` field. Blocking: compiling happens here
+/// on a cache miss.
+pub fn load_images(engine: &Engine, spec: &PodSpec) -> Result<()> {
     let containers = spec
         .init_containers
         .iter()
         .enumerate()
-        .map(|(i, c)| (format!("spec.initContainers[{i}].image"), c.module.clone()))
+        .map(|(i, c)| (format!("spec.initContainers[{i}].image"), &c.module))
         .chain(
             spec.containers
                 .iter()
                 .enumerate()
-                .map(|(i, c)| (format!("spec.containers[{i}].image"), c.module.clone())),
+                .map(|(i, c)| (format!("spec.containers[{i}].image"), &c.module)),
         );
     for (path, module) in containers {
-        let engine = engine.clone();
-        let loaded = tokio::task::spawn_blocking(move || engine.load_image(&module))
-            .await
-            .map_err(|e| SpecError::new(path.clone(), e.to_string()))?;
-        loaded.map_err(|e| SpecError::new(path, e.to_string()))?;
+        engine
+            .load_image(module)
+            .map_err(|e| SpecError::new(path, e.to_string()))?;
     }
     Ok(())
 }
@@ -159,17 +166,27 @@ pub async fn run(
     options: RunOptions,
     shutdown: Shutdown,
 ) -> Result<PodStatus> {
-    let _admission = options.node.admit(spec)?;
-    load_images(engine, spec).await?;
+    let _admission = options
+        .node
+        .as_ref()
+        .map(|node| node.admit(spec))
+        .transpose()?;
+    {
+        let (engine, spec) = (engine.clone(), spec.clone());
+        tokio::task::spawn_blocking(move || load_images(&engine, &spec))
+            .await
+            .map_err(|e| SpecError::new("", e.to_string()))??;
+    }
     let mut config = SandboxConfig::for_pod(spec, options.dir.clone());
     config.log_observer = options.on_log.clone();
     config.retain_volumes = options.retain_volumes;
+    config.network = options.network.clone();
     let sandbox = Sandbox::create(engine, config).await?;
     let pod = Arc::new(Pod {
         sandbox: sandbox.clone(),
         restart_policy: spec.restart_policy,
         backoff_base: options.backoff_base,
-        status: Mutex::new(PodStatus::new(spec)),
+        status: Mutex::new(PodStatus::new(spec).with_warnings(&options.warnings)),
         on_status: options.on_status,
         grace: options
             .grace_period

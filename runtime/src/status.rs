@@ -123,6 +123,9 @@ pub struct PodStatus {
     pub init_containers: Vec<ContainerRecord>,
     /// `containerStatuses`, in manifest order.
     pub containers: Vec<ContainerRecord>,
+    /// What the host could not enforce (a missing cgroup controller...), one line each; each
+    /// is a `wasmpod.io/HostLimits` condition with status `False`.
+    pub warnings: Vec<String>,
 }
 
 impl PodStatus {
@@ -149,7 +152,14 @@ impl PodStatus {
                 .iter()
                 .map(|c| ContainerRecord::waiting(&c.name, &c.image, app_reason))
                 .collect(),
+            warnings: Vec::new(),
         }
+    }
+
+    /// This status with `warnings` from the host layer.
+    pub fn with_warnings(mut self, warnings: &[String]) -> Self {
+        self.warnings = warnings.to_vec();
+        self
     }
 
     /// The app container or init container named `name`.
@@ -247,6 +257,18 @@ impl PodStatus {
             start_time: Some(Time(self.start_time)),
             init_container_statuses: Some(self.init_containers.iter().map(to_k8s).collect()),
             container_statuses: Some(self.containers.iter().map(to_k8s).collect()),
+            conditions: (!self.warnings.is_empty()).then(|| {
+                self.warnings
+                    .iter()
+                    .map(|warning| k8s::PodCondition {
+                        type_: "wasmpod.io/HostLimits".into(),
+                        status: "False".into(),
+                        reason: Some("NotEnforced".into()),
+                        message: Some(warning.clone()),
+                        ..Default::default()
+                    })
+                    .collect()
+            }),
             ..Default::default()
         }
     }

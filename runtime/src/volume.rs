@@ -104,6 +104,17 @@ impl Volumes {
         Ok(volumes)
     }
 
+    /// Prepares one more volume, as a CRI container brings its bind mounts along; emptyDirs
+    /// go under `root`. Returns `false`, changing nothing, when a volume of that name exists.
+    pub fn add(&mut self, spec: &VolumeSpec, root: &Path) -> Result<bool, VolumeError> {
+        if self.volumes.contains_key(&spec.name) {
+            return Ok(false);
+        }
+        let prepared = prepare_one(spec, root)?;
+        self.volumes.insert(spec.name.clone(), prepared);
+        Ok(true)
+    }
+
     /// The host directory of volume `name`.
     pub fn host_path(&self, name: &str) -> Option<&Path> {
         self.volumes.get(name).map(|v| v.host.as_path())

@@ -1,6 +1,8 @@
 //! Helpers for wasmpod's end-to-end tests: run the `wasmpod` binary as a user does, on
 //! manifests written into a temp dir, with private state and cache directories.
 
+pub mod containerd;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
@@ -266,6 +268,11 @@ impl Running {
                 Err(_) => panic!("no stdout line containing {needle:?} within {DEADLINE:?}"),
             }
         }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Sends `signal` (e.g. `INT`) to the process.

@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use wasmpod::admission::{Node, Quantities};
+use wasmpod::host::{self, HostConfig, HostLayer, NetnsMode, PodIp};
 use wasmpod::logs::LogStream;
 use wasmpod::runner::{self, RunOptions, Shutdown};
 use wasmpod::status::{Phase, PodStatus};
@@ -64,6 +65,24 @@ enum Command {
         #[arg(long)]
         timestamps: bool,
     },
+    /// Build OCI images of modules, for containerd (`ctr images import`) without a registry
+    #[command(subcommand)]
+    Image(ImageCommand),
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Write an OCI image archive whose entrypoint is the module
+    Build {
+        /// The `.wasm` module
+        module: PathBuf,
+        /// The archive to write
+        #[arg(short, long)]
+        output: PathBuf,
+        /// The image's name (`hello` means `docker.io/library/hello:latest`)
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -90,9 +109,30 @@ struct RunArgs {
     /// CPU the node offers pods, as a Kubernetes quantity (e.g. 2 or 1500m) [default: this machine's]
     #[arg(long, value_parser = |q: &str| wasmpod::spec::parse_cpu_millis(q))]
     node_cpu: Option<u64>,
+    /// The pod's network namespace: `new` (only `lo`; the default as root), `host`, or the path
+    /// of an existing one (/var/run/netns/NAME, /proc/PID/ns/net)
+    #[arg(long)]
+    netns: Option<String>,
+    /// Give the pod this link-local IP on a veth pair to the host (e.g. 169.254.10.2; the host
+    /// end takes .1 of the /30); needs `--netns new`
+    #[arg(long, value_parser = |ip: &str| PodIp::parse(ip))]
+    pod_ip: Option<PodIp>,
+    /// Where the pod's cgroup goes, relative to the cgroup2 mount
+    #[arg(long, default_value = "wasmpod")]
+    cgroup_parent: PathBuf,
+    /// Do not place the pod in a cgroup
+    #[arg(long)]
+    no_cgroup: bool,
+    /// Memory the pod process may use beyond its containers' limits, in its cgroup's memory.max
+    #[arg(long, default_value = "64Mi", value_parser = |q: &str| wasmpod::spec::parse_memory_bytes(q))]
+    memory_overhead: u64,
     /// Override the pod's terminationGracePeriodSeconds (e.g. 5s)
     #[arg(long, value_parser = parse_duration)]
     grace_period: Option<Duration>,
+    /// What guests may reach: `pod` (the pod's loopback and beyond, as in Kubernetes) or
+    /// `pod-only` (only the pod: no outbound connections, UDP sends or name lookups)
+    #[arg(long, default_value = "pod", value_parser = |p: &str| p.parse::<wasmpod::net::NetworkPolicy>())]
+    network: wasmpod::net::NetworkPolicy,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -139,29 +179,180 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             attempt,
             timestamps,
         } => print_logs(&pod_dir, &container, attempt, timestamps),
-        Command::Run(args) => {
-            let spec = wasmpod::spec::parse_pod_file(&args.manifest)?;
-            let engine = engine(cli.cache_dir)?;
-            let runtime = tokio::runtime::Runtime::new().context("start tokio runtime")?;
-            runtime.block_on(run(engine, spec, args))
+        Command::Run(args) => run(cli.cache_dir, args),
+        Command::Image(ImageCommand::Build {
+            module,
+            output,
+            name,
+        }) => {
+            let built = wasmpod::oci::Image::wasm(&module, &name)
+                .and_then(|image| Ok((image.write_archive(&output)?, image.name)));
+            match built {
+                Ok((digest, name)) => {
+                    println!("{}: {name} ({digest})", output.display());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::InvalidArgument | ErrorKind::NotFound) => {
+                    eprintln!("wasmpod: {e}");
+                    Ok(ExitCode::from(2))
+                }
+                Err(e) => Err(e.into()),
+            }
         }
     }
 }
 
-async fn run(engine: Engine, spec: wasmpod::PodSpec, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let state_dir = args.state_dir.unwrap_or_else(runner::default_state_dir);
+/// `wasmpod run`: everything that can refuse the pod happens before anything is made
+/// (manifest, admission, images); then the host layer, entered before the runtime starts its
+/// threads; then the pod; then the host layer's teardown, whatever happened.
+fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let spec = wasmpod::spec::parse_pod_file(&args.manifest)?;
+    let engine = engine(cache_dir)?;
+    let node = match (args.node_memory, args.node_cpu) {
+        (None, None) => Node::this_machine(),
+        (memory, cpu) => {
+            let machine = Node::this_machine().capacity();
+            Node::new(Quantities {
+                memory: memory.unwrap_or(machine.memory),
+                cpu_millis: cpu.unwrap_or(machine.cpu_millis),
+            })
+        }
+    };
+    let _admission = node.admit(&spec).map_err(wasmpod::Error::from)?;
+    runner::load_images(&engine, &spec)?;
+
+    let state_dir = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(runner::default_state_dir);
     let dir = runner::pod_dir(&state_dir, &spec);
     let console = Console::new(args.output == Output::Json);
-    let mut options = RunOptions::new(dir.clone());
+    for cleaned in host::recover(&state_dir) {
+        console.note(&format!(
+            "cleaned up after a crashed pod in {}",
+            cleaned.display()
+        ));
+    }
+    let mut host = match host_config(&args, &spec)? {
+        Some(config) => Some(enter_host_layer(&config, &dir)?),
+        None => {
+            console.note(
+                "wasmpod: not running as root: the pod gets no cgroup and no network namespace",
+            );
+            None
+        }
+    };
+    let warnings = host
+        .as_ref()
+        .map(|h| h.warnings().to_vec())
+        .unwrap_or_default();
+    for warning in &warnings {
+        console.note(&format!("wasmpod: {warning}"));
+    }
+
+    let runtime = tokio::runtime::Runtime::new().context("start tokio runtime")?;
+    let result = runtime.block_on(run_pod(
+        engine,
+        spec,
+        &args,
+        dir.clone(),
+        warnings,
+        &console,
+    ));
+    drop(runtime);
+    let cgroup = host.as_ref().and_then(|h| h.cgroup()).map(|c| c.stats());
+    if let Some(host) = host.take()
+        && let Err(error) = host.destroy()
+    {
+        console.note(&format!("wasmpod: host layer teardown: {error}"));
+    }
+    if args.rm {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else if dir.exists() {
+        console.note(&format!("pod directory: {}", dir.display()));
+    }
+    let status = result?;
+    if args.output == Output::Json {
+        let mut json = status.to_json();
+        if let Some(peak) = peak_rss() {
+            json["wasmpod"]["runnerPeakRSSBytes"] = peak.into();
+        }
+        if let Some(stats) = cgroup {
+            json["wasmpod"]["cgroup"] = serde_json::json!({
+                "cpuUsageMillis": stats.cpu_usage.as_millis() as u64,
+                "nrThrottled": stats.nr_throttled,
+                "memoryCurrentBytes": stats.memory_current,
+                "oomKills": stats.oom_kills,
+            });
+        }
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    }
+    Ok(if status.phase == Phase::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The host layer the flags ask for; `None` without root (no cgroup, no namespace).
+fn host_config(args: &RunArgs, spec: &wasmpod::PodSpec) -> anyhow::Result<Option<HostConfig>> {
+    let netns = match args.netns.as_deref() {
+        None | Some("new") => NetnsMode::New,
+        Some("host") => NetnsMode::Host,
+        Some(path) => NetnsMode::Path(PathBuf::from(path)),
+    };
+    if !host::privileged() {
+        if args.netns.as_deref().is_some_and(|n| n != "host") || args.pod_ip.is_some() {
+            anyhow::bail!("--netns and --pod-ip need root");
+        }
+        return Ok(None);
+    }
+    Ok(Some(HostConfig {
+        cgroup_parent: (!args.no_cgroup).then(|| args.cgroup_parent.clone()),
+        limits: HostConfig::limits_for(spec, args.memory_overhead),
+        netns,
+        pod_ip: args.pod_ip,
+    }))
+}
+
+/// Makes and enters the pod's host layer; on failure nothing is left, the pod directory
+/// included when it was made here.
+fn enter_host_layer(config: &HostConfig, dir: &Path) -> anyhow::Result<HostLayer> {
+    let existed = dir.exists();
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "pod".into());
+    let made = HostLayer::create(config, &name, Some(&dir.join(host::STATE_FILE)))
+        .map_err(wasmpod::Error::from)
+        .and_then(|mut layer| match layer.enter() {
+            Ok(()) => Ok(layer),
+            Err(e) => {
+                let _ = layer.destroy();
+                Err(e.into())
+            }
+        });
+    if made.is_err() && !existed {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    Ok(made?)
+}
+
+async fn run_pod(
+    engine: Engine,
+    spec: wasmpod::PodSpec,
+    args: &RunArgs,
+    dir: PathBuf,
+    warnings: Vec<String>,
+    console: &Console,
+) -> anyhow::Result<PodStatus> {
+    let mut options = RunOptions::new(dir);
     options.backoff_base = args.backoff_base;
     options.grace_period = args.grace_period;
-    if args.node_memory.is_some() || args.node_cpu.is_some() {
-        let machine = options.node.capacity();
-        options.node = Node::new(Quantities {
-            memory: args.node_memory.unwrap_or(machine.memory),
-            cpu_millis: args.node_cpu.unwrap_or(machine.cpu_millis),
-        });
-    }
+    options.network.policy = args.network;
+    // Admitted above, before anything was made.
+    options.node = None;
+    options.warnings = warnings;
     options.on_status = Some({
         let console = console.clone();
         Arc::new(move |status: &PodStatus| console.status(status))
@@ -174,26 +365,7 @@ async fn run(engine: Engine, spec: wasmpod::PodSpec, args: RunArgs) -> anyhow::R
     });
     let shutdown = Shutdown::new();
     tokio::spawn(stop_on_signals(shutdown.clone()));
-    let result = runner::run(&engine, &spec, options, shutdown).await;
-    if args.rm {
-        let _ = std::fs::remove_dir_all(&dir);
-    } else if dir.exists() {
-        console.note(&format!("pod directory: {}", dir.display()));
-    }
-    let status = result?;
-    if args.output == Output::Json {
-        let mut json = status.to_json();
-        if let Some(peak) = peak_rss() {
-            json["wasmpod"]["runnerPeakRSSBytes"] = peak.into();
-        }
-        let json = serde_json::to_string_pretty(&json)?;
-        println!("{json}");
-    }
-    Ok(if status.phase == Phase::Succeeded {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(runner::run(&engine, &spec, options, shutdown).await?)
 }
 
 /// The first Ctrl-C or SIGTERM terminates the pod gracefully; the next one kills it.

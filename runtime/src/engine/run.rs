@@ -29,6 +29,8 @@ pub struct Invocation {
     pub cpu_limit_millis: Option<u64>,
     /// Where the guest's CPU time and memory are reported.
     pub usage: Arc<Usage>,
+    /// The pod network the guest's sockets live in; the default is a network of its own.
+    pub network: crate::net::Network,
 }
 
 /// One host directory preopened at a guest path.
@@ -170,6 +172,7 @@ impl Engine {
             .memory_limit
             .unwrap_or(self.inner.default_memory_limit);
         let throttle = invocation.cpu_limit_millis.map(Throttle::new);
+        let net = invocation.network.container();
         let wasi = match build_wasi(invocation, io) {
             Ok(wasi) => wasi,
             Err(e) => return ExitStatus::start_error(one_line(&e)),
@@ -179,6 +182,7 @@ impl Engine {
             limiter: Limiter::new(memory_limit, usage.clone()),
             usage: usage.clone(),
             throttle,
+            net,
         };
         let mut store = Store::new(self.wasmtime(), data);
         store.limiter(|data| &mut data.limiter);
@@ -246,6 +250,7 @@ fn build_wasi(
         .envs(&invocation.env)
         .stdout(io.stdout)
         .stderr(io.stderr);
+    invocation.network.configure_wasi(&mut builder);
     for preopen in &invocation.preopens {
         builder.preopened_dir(&preopen.host, &preopen.guest, perms_of(preopen))?;
     }

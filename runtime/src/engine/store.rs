@@ -20,6 +20,8 @@ pub struct StoreData {
     pub(crate) usage: Arc<Usage>,
     /// Set when the container has a CPU limit.
     pub(crate) throttle: Option<Throttle>,
+    /// The container's handle to its pod's network.
+    pub(crate) net: crate::net::ContainerNet,
 }
 
 impl std::fmt::Debug for StoreData {
@@ -31,5 +33,17 @@ impl std::fmt::Debug for StoreData {
 impl WasiView for StoreData {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         self.wasi.ctx()
+    }
+}
+
+impl crate::net::NetworkView for StoreData {
+    fn network(&mut self) -> crate::net::NetView<'_> {
+        let wasmtime_wasi::sockets::WasiSocketsCtxView { ctx, table } =
+            wasmtime_wasi::sockets::WasiSocketsView::sockets(&mut self.wasi);
+        crate::net::NetView {
+            table,
+            wasi: ctx,
+            net: &self.net,
+        }
     }
 }

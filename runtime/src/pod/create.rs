@@ -34,6 +34,7 @@ impl Sandbox {
         Ok(Sandbox {
             shared: Arc::new(Shared {
                 engine: engine.clone(),
+                network: crate::net::Network::new(config.network.clone()),
                 config,
                 state: Mutex::new(SandboxState {
                     volumes,
@@ -42,6 +43,16 @@ impl Sandbox {
                 }),
             }),
         })
+    }
+
+    /// Adds a volume to the sandbox after its creation, for containers created later to mount
+    /// (CRI hands each container its volumes as bind mounts). Returns `false`, changing
+    /// nothing, when a volume of that name exists.
+    pub fn add_volume(&self, spec: &crate::spec::VolumeSpec) -> Result<bool> {
+        let mut state = self.lock();
+        self.ensure_alive(&state)?;
+        let root = self.shared.config.dir.join("volumes");
+        Ok(state.volumes.add(spec, &root)?)
     }
 
     /// Creates a container: loads its image (through the compile cache) and its log file. The

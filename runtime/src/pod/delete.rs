@@ -33,6 +33,7 @@ impl Sandbox {
         }
         let mut state = self.lock();
         state.containers.clear();
+        self.shared.network.close();
         remove_dir(&self.shared.config.dir.join("run"));
         if !self.shared.config.retain_volumes {
             state.volumes.remove();

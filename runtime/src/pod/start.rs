@@ -107,6 +107,7 @@ impl Sandbox {
             memory_limit: spec.resources.memory_limit,
             cpu_limit_millis: spec.resources.cpu_limit,
             usage: container.usage.clone(),
+            network: self.shared.network.clone(),
         })
     }
 

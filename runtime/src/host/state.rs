@@ -1,0 +1,114 @@
+//! What the host layer made for a pod, written atomically next to the pod's other state, so
+//! that the next start cleans up after a pod process that crashed.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::cgroup::Cgroup;
+use super::veth;
+
+/// The file name of the record inside a pod directory.
+pub const STATE_FILE: &str = "host.json";
+
+/// What a pod process made on the host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostState {
+    /// The pod process.
+    pub pid: u32,
+    /// Its cgroup directory, if it made one.
+    pub cgroup: Option<PathBuf>,
+    /// The host end of its veth pair, if it made one.
+    pub veth: Option<String>,
+}
+
+impl HostState {
+    /// Writes the record to `path` atomically (temp file + rename).
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!(".{STATE_FILE}.tmp"));
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec(self).map_err(std::io::Error::other)?,
+        )?;
+        std::fs::rename(&tmp, path)
+    }
+
+    fn read(path: &Path) -> Option<HostState> {
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    }
+}
+
+/// Cleans up after every pod under `state_dir` whose process is gone: kills and removes its
+/// cgroup, deletes its veth, removes its emptyDirs and its record. Returns the pod directories
+/// it cleaned.
+pub fn recover(state_dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(state_dir) else {
+        return Vec::new();
+    };
+    let mut cleaned = Vec::new();
+    for pod_dir in entries.flatten().map(|e| e.path()) {
+        let record = pod_dir.join(STATE_FILE);
+        let Some(state) = HostState::read(&record) else {
+            continue;
+        };
+        if alive(state.pid) {
+            continue;
+        }
+        tracing::warn!(pod = %pod_dir.display(), pid = state.pid, "cleaning up after a pod process that died");
+        if let Some(path) = &state.cgroup
+            && let Err(error) = Cgroup::adopt(path.clone()).destroy()
+        {
+            tracing::warn!(%error, "cannot remove the cgroup of a dead pod");
+        }
+        if let Some(name) = &state.veth
+            && let Err(error) = veth::delete(name)
+        {
+            tracing::warn!(%error, "cannot delete the veth of a dead pod");
+        }
+        let _ = std::fs::remove_dir_all(pod_dir.join("volumes"));
+        let _ = std::fs::remove_dir_all(pod_dir.join("run"));
+        let _ = std::fs::remove_file(&record);
+        cleaned.push(pod_dir);
+    }
+    cleaned
+}
+
+/// Whether `pid` is a live wasmpod process (a recycled pid running something else is not).
+fn alive(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains("wasmpod"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_pods_leftovers_are_removed_and_a_live_ones_kept() {
+        let state = tempfile::tempdir().expect("tempdir");
+        let dead = state.path().join("default_dead_1");
+        std::fs::create_dir_all(dead.join("volumes/data")).expect("volume");
+        HostState {
+            pid: u32::MAX,
+            ..HostState::default()
+        }
+        .write(&dead.join(STATE_FILE))
+        .expect("write");
+        let live = state.path().join("default_live_2");
+        std::fs::create_dir_all(live.join("volumes/data")).expect("volume");
+        HostState {
+            // This test process: its command line holds the test binary's name, wasmpod...
+            pid: std::process::id(),
+            ..HostState::default()
+        }
+        .write(&live.join(STATE_FILE))
+        .expect("write");
+        let cleaned = recover(state.path());
+        assert_eq!(cleaned, vec![dead.clone()]);
+        assert!(!dead.join("volumes").exists());
+        assert!(!dead.join(STATE_FILE).exists());
+        assert!(live.join("volumes/data").exists());
+    }
+}

@@ -1,0 +1,144 @@
+//! Copying guests' output to the FIFOs containerd reads (its CRI plugin turns them into the
+//! CRI log files `kubectl logs` reads).
+//!
+//! The sandbox's log observer sees every record a guest writes; [`Sinks`] routes it to the
+//! writing container's FIFO, synchronously: a guest that writes faster than containerd reads
+//! is slowed down, never buffered without bound.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use wasmpod::logs::LogStream;
+use wasmpod::pod::PodLogObserver;
+
+use super::Stdio;
+use crate::error::TaskError;
+
+/// One container's open FIFOs.
+#[derive(Debug, Default)]
+struct Fifos {
+    stdout: Option<File>,
+    stderr: Option<File>,
+}
+
+/// Every container's open FIFOs, by container id.
+#[derive(Debug, Default)]
+pub struct Sinks {
+    containers: Mutex<HashMap<String, Arc<Mutex<Fifos>>>>,
+}
+
+impl Sinks {
+    /// Opens container `id`'s FIFOs. They are opened read-write, which never blocks (a FIFO
+    /// opened write-only waits for its reader); containerd holds the reading end.
+    pub fn open(&self, id: &str, stdio: &Stdio) -> Result<(), TaskError> {
+        let open = |path: &Option<std::path::PathBuf>| -> Result<Option<File>, TaskError> {
+            let Some(path) = path.as_deref().filter(|p| !p.as_os_str().is_empty()) else {
+                return Ok(None);
+            };
+            open_fifo(path).map(Some)
+        };
+        let fifos = Fifos {
+            stdout: open(&stdio.stdout)?,
+            stderr: open(&stdio.stderr)?,
+        };
+        self.lock()
+            .insert(id.to_owned(), Arc::new(Mutex::new(fifos)));
+        Ok(())
+    }
+
+    /// Closes container `id`'s FIFOs: containerd sees the end of its output.
+    pub fn close(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
+    /// The observer to give the sandbox: writes each record, with its newline unless it is a
+    /// partial one, to the container's FIFO of that stream. Write errors drop the output
+    /// (containerd went away), never fail the guest.
+    pub fn observer(self: &Arc<Self>) -> PodLogObserver {
+        let sinks = Arc::clone(self);
+        Arc::new(move |container, stream, content, partial| {
+            let Some(fifos) = sinks.lock().get(container).cloned() else {
+                return;
+            };
+            let mut fifos = fifos.lock().unwrap_or_else(PoisonError::into_inner);
+            let fifo = match stream {
+                LogStream::Stdout => &mut fifos.stdout,
+                LogStream::Stderr => &mut fifos.stderr,
+            };
+            let Some(file) = fifo else {
+                return;
+            };
+            let mut line = Vec::with_capacity(content.len() + 1);
+            line.extend_from_slice(content.as_bytes());
+            if !partial {
+                line.push(b'\n');
+            }
+            if let Err(error) = file.write_all(&line) {
+                tracing::debug!(container, %error, "stdio closed, output dropped");
+                *fifo = None;
+            }
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Mutex<Fifos>>>> {
+        self.containers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn open_fifo(path: &Path) -> Result<File, TaskError> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| TaskError::io("open stdio", path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_reach_the_container_stream_with_newlines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("out");
+        let err = dir.path().join("err");
+        std::fs::write(&out, "").expect("create");
+        std::fs::write(&err, "").expect("create");
+        let sinks = Arc::new(Sinks::default());
+        let stdio = Stdio {
+            stdout: Some(out.clone()),
+            stderr: Some(err.clone()),
+            ..Stdio::default()
+        };
+        sinks.open("c1", &stdio).expect("open");
+        let observer = sinks.observer();
+        observer("c1", LogStream::Stdout, "hel", true);
+        observer("c1", LogStream::Stdout, "lo", false);
+        observer("c1", LogStream::Stderr, "oops", false);
+        observer("other", LogStream::Stdout, "not mine", false);
+        sinks.close("c1");
+        observer("c1", LogStream::Stdout, "after close", false);
+        assert_eq!(std::fs::read_to_string(&out).expect("read"), "hello\n");
+        assert_eq!(std::fs::read_to_string(&err).expect("read"), "oops\n");
+    }
+
+    #[test]
+    fn missing_stdio_is_an_error_and_empty_paths_are_none() {
+        let sinks = Sinks::default();
+        let stdio = Stdio {
+            stdout: Some("/nonexistent/wasmpod/fifo".into()),
+            ..Stdio::default()
+        };
+        assert!(sinks.open("c1", &stdio).is_err());
+        let empty = Stdio {
+            stdout: Some("".into()),
+            ..Stdio::default()
+        };
+        sinks.open("c2", &empty).expect("no stdio");
+    }
+}

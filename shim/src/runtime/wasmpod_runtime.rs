@@ -1,0 +1,266 @@
+//! [`PodRuntime`] over wasmpod's [`Sandbox`]: one pod per shim process, its host layer (cgroup,
+//! network namespace) prepared by the bootstrap before the runtime's threads started.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use wasmpod::host::{HostError, HostLayer};
+use wasmpod::logs::Rotation;
+use wasmpod::{ContainerConfig, Engine, ExitStatus, Sandbox, SandboxConfig};
+
+use super::rootfs::{self, RootfsMount};
+use super::stdio::Sinks;
+use super::{PodRuntime, Stdio, Usage};
+use crate::bundle::{ContainerRequest, SandboxRequest};
+use crate::error::TaskError;
+
+/// What the bootstrap made of the host layer for the pod, before any thread started:
+/// `Ok(None)` when the pod has none (a `ctr run` container, or an unprivileged shim).
+pub type HostSetup = Result<Option<HostLayer>, HostError>;
+
+/// The real runtime: a wasmpod sandbox, its containers' stdio and rootfs mounts.
+#[derive(Debug)]
+pub struct WasmpodRuntime {
+    engine: Engine,
+    state_root: PathBuf,
+    sinks: Arc<Sinks>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// Taken by `create_sandbox`.
+    host_setup: Option<HostSetup>,
+    host: Option<HostLayer>,
+    sandbox: Option<Sandbox>,
+    /// Mounted rootfs directories, by container id.
+    rootfs: HashMap<String, PathBuf>,
+}
+
+impl WasmpodRuntime {
+    /// A runtime on `engine` keeping pod directories under `state_root`, with the host layer
+    /// the bootstrap prepared.
+    pub fn new(engine: Engine, state_root: PathBuf, host_setup: HostSetup) -> Self {
+        WasmpodRuntime {
+            engine,
+            state_root,
+            sinks: Arc::default(),
+            inner: Mutex::new(Inner {
+                host_setup: Some(host_setup),
+                host: None,
+                sandbox: None,
+                rootfs: HashMap::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn sandbox(&self) -> Result<Sandbox, TaskError> {
+        self.lock()
+            .sandbox
+            .clone()
+            .ok_or_else(|| TaskError::NotFound {
+                id: "pod sandbox".into(),
+            })
+    }
+
+    fn unmount(&self, id: &str) {
+        let Some(dir) = self.lock().rootfs.remove(id) else {
+            return;
+        };
+        if let Err(error) = rootfs::unmount(&dir) {
+            tracing::warn!(container = id, %error, "cannot unmount rootfs");
+        }
+    }
+}
+
+#[async_trait]
+impl PodRuntime for WasmpodRuntime {
+    async fn create_sandbox(&self, request: &SandboxRequest) -> Result<(), TaskError> {
+        let host = match self.lock().host_setup.take() {
+            Some(Err(error)) => return Err(TaskError::Runtime(error.into())),
+            Some(Ok(host)) => host,
+            None => None,
+        };
+        let mut config = SandboxConfig::new(&request.name, self.state_root.join(&request.id));
+        config.namespace.clone_from(&request.namespace);
+        config.uid.clone_from(&request.uid);
+        config.hostname.clone_from(&request.hostname);
+        config.log_observer = Some(self.sinks.observer());
+        // containerd writes the CRI log files from the FIFOs; the runtime's own copy is kept
+        // small.
+        config.log_rotation = Rotation {
+            max_size: 1 << 20,
+            max_files: 1,
+        };
+        match Sandbox::create(&self.engine, config).await {
+            Ok(sandbox) => {
+                let mut inner = self.lock();
+                inner.sandbox = Some(sandbox);
+                inner.host = host;
+                tracing::info!(
+                    pod = request.name,
+                    namespace = request.namespace,
+                    "pod sandbox created"
+                );
+                Ok(())
+            }
+            Err(error) => {
+                if let Some(host) = host
+                    && let Err(cleanup) = host.destroy()
+                {
+                    tracing::warn!(error = %cleanup, "cannot undo the host layer");
+                }
+                Err(error.into())
+            }
+        }
+    }
+
+    async fn create_container(
+        &self,
+        container: &ContainerRequest,
+        stdio: &Stdio,
+        mounts: &[RootfsMount],
+        rootfs_dir: &Path,
+    ) -> Result<(), TaskError> {
+        let sandbox = self.sandbox()?;
+        let id = container.id.clone();
+        let owned_mounts = mounts.to_vec();
+        let dir = rootfs_dir.to_owned();
+        tokio::task::spawn_blocking(move || rootfs::mount(&owned_mounts, &dir))
+            .await
+            .map_err(|e| TaskError::io("mount", rootfs_dir, std::io::Error::other(e)))??;
+        if !mounts.is_empty() {
+            self.lock().rootfs.insert(id.clone(), rootfs_dir.to_owned());
+        }
+        let created = async {
+            if !container.spec.module.is_file() {
+                return Err(TaskError::ModuleNotFound {
+                    id: id.clone(),
+                    module: container.module_arg.clone(),
+                    path: container.spec.module.clone(),
+                });
+            }
+            for volume in &container.volumes {
+                sandbox.add_volume(volume)?;
+            }
+            self.sinks.open(&id, stdio)?;
+            sandbox
+                .create_container(ContainerConfig::new(container.spec.clone(), 0))
+                .await?;
+            Ok(())
+        }
+        .await;
+        if created.is_err() {
+            self.sinks.close(&id);
+            self.unmount(&id);
+        }
+        created
+    }
+
+    fn start_container(&self, id: &str) -> Result<(), TaskError> {
+        Ok(self.sandbox()?.start_container(id)?)
+    }
+
+    async fn wait_container(&self, id: &str) -> Result<ExitStatus, TaskError> {
+        let exit = self.sandbox()?.wait_container(id).await;
+        // The guest's last record went through the observer before its exit was set.
+        self.sinks.close(id);
+        Ok(exit?)
+    }
+
+    async fn stop_container(&self, id: &str, grace: Duration) -> Result<(), TaskError> {
+        self.sandbox()?.stop_container(id, grace).await?;
+        Ok(())
+    }
+
+    fn kill_container(&self, id: &str) -> Result<(), TaskError> {
+        Ok(self.sandbox()?.kill_container(id)?)
+    }
+
+    fn remove_container(&self, id: &str) -> Result<(), TaskError> {
+        let sandbox = self.sandbox()?;
+        let log_dir = sandbox
+            .container_status(id)
+            .ok()
+            .and_then(|s| s.log_path.parent().map(Path::to_owned));
+        let removed = sandbox.remove_container(id);
+        if removed.is_ok() {
+            self.sinks.close(id);
+            self.unmount(id);
+            if let Some(dir) = log_dir
+                && let Err(error) = std::fs::remove_dir_all(&dir)
+                && error.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(dir = %dir.display(), %error, "cannot remove log directory");
+            }
+        }
+        Ok(removed?)
+    }
+
+    fn container_usage(&self, id: &str) -> Result<Usage, TaskError> {
+        let status = self.sandbox()?.container_status(id)?;
+        Ok(Usage {
+            cpu: status.usage.cpu_time(),
+            memory: status.usage.memory(),
+            memory_peak: status.usage.memory_peak(),
+        })
+    }
+
+    fn sandbox_usage(&self) -> Usage {
+        let inner = self.lock();
+        let mut usage = Usage::default();
+        if let Some(sandbox) = &inner.sandbox {
+            for status in sandbox.container_statuses().values() {
+                usage.cpu += status.usage.cpu_time();
+                usage.memory += status.usage.memory();
+                usage.memory_peak += status.usage.memory_peak();
+            }
+        }
+        if let Some(cgroup) = inner.host.as_ref().and_then(HostLayer::cgroup) {
+            let stats = cgroup.stats();
+            usage.cpu = usage.cpu.max(stats.cpu_usage);
+            if let Some(current) = stats.memory_current {
+                usage.memory = current;
+                usage.memory_peak = usage.memory_peak.max(current);
+            }
+        }
+        usage
+    }
+
+    async fn delete_sandbox(&self) -> Result<(), TaskError> {
+        let (sandbox, host, mounted) = {
+            let mut inner = self.lock();
+            let mounted: Vec<String> = inner.rootfs.keys().cloned().collect();
+            (inner.sandbox.take(), inner.host.take(), mounted)
+        };
+        for id in mounted {
+            self.unmount(&id);
+        }
+        let mut result = Ok(());
+        if let Some(sandbox) = sandbox {
+            result = sandbox.delete().await.map_err(TaskError::from);
+            let dir = sandbox.config().dir.clone();
+            if let Err(error) = std::fs::remove_dir_all(&dir)
+                && error.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(dir = %dir.display(), %error, "cannot remove pod directory");
+            }
+        }
+        if let Some(host) = host
+            && let Err(error) = host.destroy()
+        {
+            tracing::warn!(%error, "cannot tear down the host layer");
+            if result.is_ok() {
+                result = Err(TaskError::Runtime(error.into()));
+            }
+        }
+        result
+    }
+}

@@ -1,0 +1,621 @@
+//! The task service: containerd's task API (shim v2, ttrpc) mapped one to one onto a
+//! [`PodRuntime`].
+//!
+//! The shim serves one pod. Its tasks are the pod's sandbox (infra) container, answered by the
+//! shim itself (no pause process: the task reports the shim's pid and "runs" until killed),
+//! and its Wasm containers, each a container of the runtime's sandbox. A container created
+//! without a sandbox (`ctr run`) gets a sandbox of its own. Signals: `SIGTERM` (and `SIGINT`,
+//! `SIGQUIT`, `SIGHUP`) starts the graceful stop — the termination request, then a hard stop
+//! only when `SIGKILL` comes (containerd sends it once its own grace period is over); `SIGKILL`
+//! hard-stops at once. Every change is published as a task event. The process exits at
+//! `Shutdown` once no task is left.
+
+mod ttrpc;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use containerd_shim::api::{
+    ConnectRequest, ConnectResponse, CreateTaskRequest, CreateTaskResponse, DeleteRequest,
+    DeleteResponse, KillRequest, PidsRequest, PidsResponse, StartRequest, StartResponse,
+    StateRequest, StateResponse, StatsRequest, StatsResponse, Status, WaitRequest, WaitResponse,
+};
+use containerd_shim::protos::cgroups_v2::metrics::{CPUStat, MemoryStat, Metrics};
+use containerd_shim::protos::events::task::{
+    TaskCreate, TaskDelete, TaskExit, TaskIO, TaskOOM, TaskStart,
+};
+use containerd_shim::protos::protobuf::well_known_types::any::Any;
+use containerd_shim::protos::protobuf::{Message, MessageField};
+use containerd_shim::protos::types::task::ProcessInfo;
+use jiff::Timestamp;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use wasmpod::{ExitReason, ExitStatus};
+
+use crate::bundle::{self, TaskKind};
+use crate::error::TaskError;
+use crate::events::{Event, timestamp};
+use crate::runtime::{PodRuntime, RootfsMount, Stdio, Usage};
+
+/// How long a `SIGTERM`ed container may take before the runtime itself hard-stops it. In
+/// practice containerd's `SIGKILL` comes first: CRI sends it when the pod's grace period ends.
+pub const TERM_GRACE: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The exit code of a task stopped by `SIGKILL` (128 + 9).
+pub const EXIT_SIGKILL: u32 = 137;
+
+const SIGHUP: u32 = 1;
+const SIGINT: u32 = 2;
+const SIGQUIT: u32 = 3;
+const SIGKILL: u32 = 9;
+const SIGTERM: u32 = 15;
+
+/// The type URL containerd decodes `Stats` with.
+pub const METRICS_TYPE_URL: &str = "io.containerd.cgroups.v2.Metrics";
+
+/// Where a task is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskStatus {
+    /// Created, not started.
+    Created,
+    /// Its guest runs (the sandbox: the pod is up).
+    Running,
+    /// Its guest exited.
+    Stopped,
+}
+
+impl TaskStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Created => "created",
+            TaskStatus::Running => "running",
+            TaskStatus::Stopped => "stopped",
+        }
+    }
+
+    fn proto(self) -> Status {
+        match self {
+            TaskStatus::Created => Status::CREATED,
+            TaskStatus::Running => Status::RUNNING,
+            TaskStatus::Stopped => Status::STOPPED,
+        }
+    }
+}
+
+/// How a task's process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Exited {
+    code: u32,
+    at: Timestamp,
+}
+
+#[derive(Debug)]
+struct TaskEntry {
+    sandbox: bool,
+    bundle: String,
+    stdio: Stdio,
+    status: TaskStatus,
+    exit: watch::Sender<Option<Exited>>,
+}
+
+#[derive(Debug, Default)]
+struct Tasks {
+    entries: BTreeMap<String, TaskEntry>,
+    /// The id the runtime's sandbox was created for (the sandbox task, or a container that is
+    /// a pod of its own), while it exists.
+    sandbox: Option<String>,
+}
+
+/// The task service of one shim process. Cheap to clone.
+#[derive(Debug)]
+pub struct TaskService<R> {
+    inner: Arc<Inner<R>>,
+}
+
+impl<R> Clone for TaskService<R> {
+    fn clone(&self) -> Self {
+        TaskService {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner<R> {
+    runtime: R,
+    namespace: String,
+    pid: u32,
+    events: mpsc::UnboundedSender<Event>,
+    tasks: Mutex<Tasks>,
+    /// Serialises `create`: the sandbox exists before any container is created in it.
+    create_lock: tokio::sync::Mutex<()>,
+    shutdown: CancellationToken,
+}
+
+impl<R: PodRuntime> TaskService<R> {
+    /// A service over `runtime` for containerd namespace `namespace`, reporting `pid` as every
+    /// task's pid and sending its events to `events`. `shutdown` is cancelled when the shim
+    /// should exit.
+    pub fn new(
+        runtime: R,
+        namespace: impl Into<String>,
+        pid: u32,
+        events: mpsc::UnboundedSender<Event>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        TaskService {
+            inner: Arc::new(Inner {
+                runtime,
+                namespace: namespace.into(),
+                pid,
+                events,
+                tasks: Mutex::default(),
+                create_lock: tokio::sync::Mutex::new(()),
+                shutdown,
+            }),
+        }
+    }
+
+    /// The runtime the service drives.
+    pub fn runtime(&self) -> &R {
+        &self.inner.runtime
+    }
+
+    /// `Create`: the sandbox, or a container in it (after a sandbox of its own when there is
+    /// none).
+    pub async fn create(&self, req: CreateTaskRequest) -> Result<CreateTaskResponse, TaskError> {
+        let _serial = self.inner.create_lock.lock().await;
+        let id = req.id.clone();
+        if self.lock().entries.contains_key(&id) {
+            return Err(TaskError::AlreadyExists { id });
+        }
+        if !req.checkpoint.is_empty() {
+            return Err(TaskError::unimplemented("checkpoint restore"));
+        }
+        let bundle = PathBuf::from(&req.bundle);
+        let stdio = Stdio {
+            stdin: non_empty(&req.stdin),
+            stdout: non_empty(&req.stdout),
+            stderr: non_empty(&req.stderr),
+            terminal: req.terminal,
+        };
+        let rootfs: Vec<RootfsMount> = req
+            .rootfs
+            .iter()
+            .map(|m| RootfsMount {
+                typ: m.type_.clone(),
+                source: m.source.clone(),
+                options: m.options.clone(),
+            })
+            .collect();
+        let is_sandbox = match bundle::load(&id, &bundle)? {
+            TaskKind::Sandbox(sandbox) => {
+                if let Some(existing) = self.lock().sandbox.clone() {
+                    return Err(TaskError::InvalidSpec {
+                        id,
+                        message: format!("this shim already serves pod sandbox {existing:?}"),
+                    });
+                }
+                self.inner.runtime.create_sandbox(&sandbox).await?;
+                self.lock().sandbox = Some(id.clone());
+                true
+            }
+            TaskKind::Container(container) => {
+                let standalone = self.lock().sandbox.is_none();
+                if standalone {
+                    let sandbox = container.standalone_sandbox(&self.inner.namespace);
+                    self.inner.runtime.create_sandbox(&sandbox).await?;
+                    self.lock().sandbox = Some(id.clone());
+                }
+                let created = self
+                    .inner
+                    .runtime
+                    .create_container(&container, &stdio, &rootfs, &bundle.join("rootfs"))
+                    .await;
+                if let Err(error) = created {
+                    if standalone {
+                        self.lock().sandbox = None;
+                        if let Err(cleanup) = self.inner.runtime.delete_sandbox().await {
+                            tracing::warn!(container = id, error = %cleanup, "cannot delete the container's sandbox");
+                        }
+                    }
+                    return Err(error);
+                }
+                false
+            }
+        };
+        let mut tasks = self.lock();
+        tasks.entries.insert(
+            id.clone(),
+            TaskEntry {
+                sandbox: is_sandbox,
+                bundle: req.bundle.clone(),
+                stdio,
+                status: TaskStatus::Created,
+                exit: watch::Sender::new(None),
+            },
+        );
+        self.publish(Event::Create(TaskCreate {
+            container_id: id.clone(),
+            bundle: req.bundle,
+            rootfs: req.rootfs,
+            io: MessageField::some(TaskIO {
+                stdin: req.stdin,
+                stdout: req.stdout,
+                stderr: req.stderr,
+                terminal: req.terminal,
+                ..TaskIO::default()
+            }),
+            checkpoint: req.checkpoint,
+            pid: self.inner.pid,
+            ..TaskCreate::default()
+        }));
+        tracing::info!(
+            id,
+            kind = if is_sandbox { "sandbox" } else { "container" },
+            "task created"
+        );
+        Ok(CreateTaskResponse {
+            pid: self.inner.pid,
+            ..CreateTaskResponse::default()
+        })
+    }
+
+    /// `Start`: the sandbox is up at once; a container's guest starts running.
+    pub async fn start(&self, req: StartRequest) -> Result<StartResponse, TaskError> {
+        no_exec(&req.exec_id)?;
+        let id = req.id;
+        let is_sandbox = {
+            let tasks = self.lock();
+            let entry = find(&tasks, &id)?;
+            if entry.status != TaskStatus::Created {
+                return Err(bad_state(&id, entry.status, "start"));
+            }
+            entry.sandbox
+        };
+        if !is_sandbox {
+            self.inner.runtime.start_container(&id)?;
+        }
+        {
+            let mut tasks = self.lock();
+            if let Some(entry) = tasks.entries.get_mut(&id) {
+                entry.status = TaskStatus::Running;
+            }
+            self.publish(Event::Start(TaskStart {
+                container_id: id.clone(),
+                pid: self.inner.pid,
+                ..TaskStart::default()
+            }));
+        }
+        if !is_sandbox {
+            let service = self.clone();
+            let id = id.clone();
+            tokio::spawn(async move { service.monitor(id).await });
+        }
+        tracing::info!(id, "task started");
+        Ok(StartResponse {
+            pid: self.inner.pid,
+            ..StartResponse::default()
+        })
+    }
+
+    /// Waits for a started container's guest to end and reports it.
+    async fn monitor(&self, id: String) {
+        let exit = match self.inner.runtime.wait_container(&id).await {
+            Ok(exit) => exit,
+            Err(error) => {
+                tracing::warn!(id, %error, "lost track of a container; reporting it killed");
+                ExitStatus::killed("lost")
+            }
+        };
+        if exit.reason == ExitReason::OOMKilled {
+            self.publish(Event::Oom(TaskOOM {
+                container_id: id.clone(),
+                ..TaskOOM::default()
+            }));
+        }
+        tracing::info!(
+            id,
+            code = exit.code,
+            reason = exit.reason.as_str(),
+            "container exited"
+        );
+        self.exited(&id, u32::try_from(exit.code).unwrap_or(255));
+    }
+
+    /// Records that task `id`'s process ended with `code` and publishes its exit.
+    fn exited(&self, id: &str, code: u32) {
+        let mut tasks = self.lock();
+        let Some(entry) = tasks.entries.get_mut(id) else {
+            return;
+        };
+        if entry.status == TaskStatus::Stopped {
+            return;
+        }
+        let exited = Exited {
+            code,
+            at: Timestamp::now(),
+        };
+        entry.status = TaskStatus::Stopped;
+        entry.exit.send_replace(Some(exited));
+        self.publish(Event::Exit(TaskExit {
+            container_id: id.to_owned(),
+            id: id.to_owned(),
+            pid: self.inner.pid,
+            exit_status: code,
+            exited_at: MessageField::some(timestamp(exited.at)),
+            ..TaskExit::default()
+        }));
+    }
+
+    /// `State`.
+    pub fn state(&self, req: StateRequest) -> Result<StateResponse, TaskError> {
+        no_exec(&req.exec_id)?;
+        let tasks = self.lock();
+        let entry = find(&tasks, &req.id)?;
+        let exit = *entry.exit.borrow();
+        let path = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        Ok(StateResponse {
+            id: req.id.clone(),
+            bundle: entry.bundle.clone(),
+            pid: self.inner.pid,
+            status: entry.status.proto().into(),
+            stdin: path(&entry.stdio.stdin),
+            stdout: path(&entry.stdio.stdout),
+            stderr: path(&entry.stdio.stderr),
+            terminal: entry.stdio.terminal,
+            exit_status: exit.map_or(0, |e| e.code),
+            exited_at: MessageField::from_option(exit.map(|e| timestamp(e.at))),
+            ..StateResponse::default()
+        })
+    }
+
+    /// `Wait`: until the task's process ended.
+    pub async fn wait(&self, req: WaitRequest) -> Result<WaitResponse, TaskError> {
+        no_exec(&req.exec_id)?;
+        let mut exit = find(&self.lock(), &req.id)?.exit.subscribe();
+        let exited = exit
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|e| *e)
+            .ok_or_else(|| TaskError::NotFound { id: req.id.clone() })?;
+        Ok(WaitResponse {
+            exit_status: exited.code,
+            exited_at: MessageField::some(timestamp(exited.at)),
+            ..WaitResponse::default()
+        })
+    }
+
+    /// `Kill`: `SIGKILL` hard-stops; `SIGTERM`, `SIGINT`, `SIGQUIT` and `SIGHUP` start the
+    /// graceful stop; signal 0 checks the task exists. Killing the sandbox ends it (and with
+    /// `SIGKILL` every container still running).
+    pub fn kill(&self, req: KillRequest) -> Result<(), TaskError> {
+        no_exec(&req.exec_id)?;
+        let id = req.id;
+        let (is_sandbox, status) = {
+            let tasks = self.lock();
+            let entry = find(&tasks, &id)?;
+            (entry.sandbox, entry.status)
+        };
+        let graceful = matches!(req.signal, SIGTERM | SIGINT | SIGQUIT | SIGHUP);
+        if req.signal != SIGKILL && req.signal != 0 && !graceful {
+            return Err(TaskError::unimplemented(format!(
+                "signal {} (a WebAssembly guest has no signals: SIGTERM requests termination, SIGKILL stops it)",
+                req.signal
+            )));
+        }
+        tracing::info!(id, signal = req.signal, "kill");
+        if req.signal == 0 || status == TaskStatus::Stopped {
+            return Ok(());
+        }
+        if is_sandbox {
+            if req.signal == SIGKILL {
+                for container in self.running_containers() {
+                    if let Err(error) = self.inner.runtime.kill_container(&container) {
+                        tracing::warn!(container, %error, "cannot kill container");
+                    }
+                }
+            }
+            // The pause process it stands for exits 0 on SIGTERM/SIGINT.
+            let code = if req.signal == SIGKILL {
+                EXIT_SIGKILL
+            } else {
+                0
+            };
+            self.exited(&id, code);
+            return Ok(());
+        }
+        match (status, req.signal) {
+            (TaskStatus::Created, signal) => self.exited(&id, 128 + signal),
+            (_, SIGKILL) => self.inner.runtime.kill_container(&id)?,
+            _ => {
+                let service = self.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = service.inner.runtime.stop_container(&id, TERM_GRACE).await
+                    {
+                        tracing::warn!(id, %error, "graceful stop failed");
+                    }
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn running_containers(&self) -> Vec<String> {
+        self.lock()
+            .entries
+            .iter()
+            .filter(|(_, e)| !e.sandbox && e.status == TaskStatus::Running)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// `Delete`: removes a task that is not running; the last one takes the sandbox with it.
+    pub async fn delete(&self, req: DeleteRequest) -> Result<DeleteResponse, TaskError> {
+        no_exec(&req.exec_id)?;
+        let id = req.id;
+        let is_sandbox = {
+            let tasks = self.lock();
+            let entry = find(&tasks, &id)?;
+            if entry.status == TaskStatus::Running {
+                return Err(bad_state(&id, entry.status, "delete"));
+            }
+            entry.sandbox
+        };
+        if !is_sandbox {
+            match self.inner.runtime.remove_container(&id) {
+                Err(TaskError::Runtime(e)) if e.kind() == wasmpod::ErrorKind::NotFound => {}
+                other => other?,
+            }
+        }
+        let (exit, last) = {
+            let mut tasks = self.lock();
+            let entry = tasks.entries.remove(&id);
+            let exit = entry.and_then(|e| *e.exit.borrow()).unwrap_or(Exited {
+                code: 0,
+                at: Timestamp::now(),
+            });
+            self.publish(Event::Delete(TaskDelete {
+                container_id: id.clone(),
+                pid: self.inner.pid,
+                exit_status: exit.code,
+                exited_at: MessageField::some(timestamp(exit.at)),
+                ..TaskDelete::default()
+            }));
+            let last = tasks.entries.is_empty() && tasks.sandbox.take().is_some();
+            (exit, last)
+        };
+        tracing::info!(id, "task deleted");
+        if last && let Err(error) = self.inner.runtime.delete_sandbox().await {
+            tracing::warn!(%error, "cannot delete the pod sandbox");
+        }
+        Ok(DeleteResponse {
+            pid: self.inner.pid,
+            exit_status: exit.code,
+            exited_at: MessageField::some(timestamp(exit.at)),
+            ..DeleteResponse::default()
+        })
+    }
+
+    /// `Pids`: the shim's pid for a running task (its guest runs in the shim).
+    pub fn pids(&self, req: PidsRequest) -> Result<PidsResponse, TaskError> {
+        let tasks = self.lock();
+        let entry = find(&tasks, &req.id)?;
+        let mut response = PidsResponse::default();
+        if entry.status == TaskStatus::Running {
+            response.processes.push(ProcessInfo {
+                pid: self.inner.pid,
+                ..ProcessInfo::default()
+            });
+        }
+        Ok(response)
+    }
+
+    /// `Stats`: the container's CPU time and memory, or the pod's for the sandbox, as cgroup v2
+    /// metrics (what CRI's `ContainerStats` decodes).
+    pub fn stats(&self, req: StatsRequest) -> Result<StatsResponse, TaskError> {
+        let is_sandbox = find(&self.lock(), &req.id)?.sandbox;
+        let usage = if is_sandbox {
+            self.inner.runtime.sandbox_usage()
+        } else {
+            self.inner.runtime.container_usage(&req.id)?
+        };
+        let metrics = metrics(usage);
+        let value = metrics
+            .write_to_bytes()
+            .map_err(|e| TaskError::io("encode metrics", &req.id, std::io::Error::other(e)))?;
+        Ok(StatsResponse {
+            stats: MessageField::some(Any {
+                type_url: METRICS_TYPE_URL.to_owned(),
+                value,
+                ..Any::default()
+            }),
+            ..StatsResponse::default()
+        })
+    }
+
+    /// `Connect`.
+    pub fn connect(&self, req: ConnectRequest) -> Result<ConnectResponse, TaskError> {
+        find(&self.lock(), &req.id)?;
+        Ok(ConnectResponse {
+            shim_pid: self.inner.pid,
+            task_pid: self.inner.pid,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            ..ConnectResponse::default()
+        })
+    }
+
+    /// `Shutdown`: the shim exits once no task is left.
+    pub fn shutdown(&self) {
+        if self.lock().entries.is_empty() {
+            tracing::info!("no task left: shutting down");
+            self.inner.shutdown.cancel();
+        }
+    }
+
+    fn publish(&self, event: Event) {
+        // The forwarding loop ends only when the process does.
+        let _ = self.inner.events.send(event);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Tasks> {
+        self.inner
+            .tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn find<'a>(tasks: &'a Tasks, id: &str) -> Result<&'a TaskEntry, TaskError> {
+    tasks
+        .entries
+        .get(id)
+        .ok_or_else(|| TaskError::NotFound { id: id.to_owned() })
+}
+
+fn bad_state(id: &str, status: TaskStatus, op: &'static str) -> TaskError {
+    TaskError::BadState {
+        id: id.to_owned(),
+        state: status.as_str(),
+        op,
+    }
+}
+
+fn no_exec(exec_id: &str) -> Result<(), TaskError> {
+    if exec_id.is_empty() {
+        Ok(())
+    } else {
+        Err(TaskError::unimplemented("exec"))
+    }
+}
+
+fn non_empty(path: &str) -> Option<PathBuf> {
+    (!path.is_empty()).then(|| Path::new(path).to_owned())
+}
+
+fn metrics(usage: Usage) -> Metrics {
+    let usec = u64::try_from(usage.cpu.as_micros()).unwrap_or(u64::MAX);
+    Metrics {
+        cpu: MessageField::some(CPUStat {
+            usage_usec: usec,
+            user_usec: usec,
+            ..CPUStat::default()
+        }),
+        memory: MessageField::some(MemoryStat {
+            usage: usage.memory,
+            max_usage: usage.memory_peak,
+            ..MemoryStat::default()
+        }),
+        ..Metrics::default()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,167 @@
+//! Benchmark of `containerd-shim-wasmpod-v1` (issue 6), each figure next to its baseline in the
+//! same run, through one private containerd:
+//!
+//! - `ctr run --rm` of the `hello` module (wasmpod) vs a static native hello under runc;
+//! - CRI pod start: RunPodSandbox → two containers running;
+//! - idle memory of a two-container pod: the shim's private RSS (and its cgroup's
+//!   `memory.current` when the memory controller is there).
+//!
+//! Run as root, after `cargo build --workspace` and `cargo build --release -p
+//! containerd-shim-wasmpod-v1`:
+//! `WASMPOD_TEST_BIN_DIR=target/release cargo run -p wasmpod-tests --example containerd_bench
+//! [-- RUNS]` (without the variable it measures the `target/debug` shim).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use k8s_cri::v1::ContainerState;
+use wasmpod_tests::containerd::{CRI_NAMESPACE, ContainerDef, Containerd, RUNTIME};
+
+fn main() {
+    let runs: usize = std::env::args()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20);
+    let containerd = Containerd::start();
+    containerd.import_pause();
+    let hello = containerd.import_module("default", wasmpod_guests::HELLO_P1, "hello");
+    let native = native_hello(&containerd);
+
+    // ctr run --rm, alternating, after one warm-up run each (compile cache, page cache).
+    let mut wasm = Vec::new();
+    let mut runc = Vec::new();
+    for i in 0..=runs {
+        let w = ctr_run(
+            &containerd,
+            RUNTIME,
+            &hello,
+            &format!("w{i}"),
+            "hello from wasm",
+        );
+        let r = ctr_run(
+            &containerd,
+            "io.containerd.runc.v2",
+            &native,
+            &format!("r{i}"),
+            "hello from native",
+        );
+        if i > 0 {
+            wasm.push(w);
+            runc.push(r);
+        }
+    }
+    report("ctr run --rm hello, wasmpod", &mut wasm);
+    report("ctr run --rm hello, runc (static native)", &mut runc);
+
+    // CRI pod start and idle memory.
+    let sleep = containerd.import_module(CRI_NAMESPACE, wasmpod_guests::SLEEP_P1, "sleep");
+    let server =
+        containerd.import_module(CRI_NAMESPACE, wasmpod_guests::HTTP_SERVER_P2, "http-server");
+    let cri = containerd.cri();
+    let mut starts = Vec::new();
+    let mut memory = Vec::new();
+    for i in 0..=runs {
+        let started = Instant::now();
+        let pod = cri.run_pod(&format!("bench-{i}"), None);
+        let a = cri.run_container(&pod, &ContainerDef::new("sleep", &sleep, &["600000"]));
+        let b = cri.run_container(
+            &pod,
+            &ContainerDef::new("server", &server, &["127.0.0.1:8080"]),
+        );
+        for id in [&a, &b] {
+            while cri.status(id).state != ContainerState::ContainerRunning {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        let elapsed = started.elapsed();
+        if i > 0 {
+            starts.push(elapsed);
+        }
+        if i == 1 || i == runs {
+            std::thread::sleep(Duration::from_secs(2));
+            for pid in containerd.shim_pids() {
+                memory.push(private_rss(pid));
+            }
+        }
+        cri.stop_pod(&pod);
+        cri.remove_pod(&pod);
+    }
+    report(
+        "CRI pod start (RunPodSandbox → 2 containers running)",
+        &mut starts,
+    );
+    for (clean, dirty) in memory {
+        println!(
+            "idle 2-container pod: shim private RSS {:.1} MiB = {:.1} MiB dirty (the pod's own) \
+             + {:.1} MiB clean (the binary's and compiled modules' pages, shared by every shim)",
+            (clean + dirty) as f64 / 1024.0,
+            dirty as f64 / 1024.0,
+            clean as f64 / 1024.0,
+        );
+    }
+}
+
+/// `ctr run --rm` once; how long it took.
+fn ctr_run(containerd: &Containerd, runtime: &str, image: &str, id: &str, says: &str) -> Duration {
+    let started = Instant::now();
+    let ran = containerd.ctr("default", &["run", "--rm", "--runtime", runtime, image, id]);
+    let elapsed = started.elapsed();
+    assert!(
+        ran.code == 0 && ran.stdout.contains(says),
+        "{runtime}: {ran:?}"
+    );
+    elapsed
+}
+
+/// A static native hello (built with rustc), as an image for runc.
+fn native_hello(containerd: &Containerd) -> String {
+    let dir = containerd.dir().join("native");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let source = dir.join("hello.rs");
+    std::fs::write(&source, "fn main() { println!(\"hello from native\"); }\n").expect("write");
+    let binary = dir.join("hello");
+    let built = Command::new("rustc")
+        .args(["-O", "-C", "target-feature=+crt-static", "-o"])
+        .arg(&binary)
+        .arg(&source)
+        .status()
+        .expect("run rustc");
+    assert!(built.success(), "rustc failed");
+    let image = wasmpod::oci::Image::new("wasmpod.test/native-hello:1")
+        .expect("name")
+        .file("hello", std::fs::read(&binary).expect("read"), 0o755)
+        .entrypoint(["/hello"]);
+    containerd.import("default", &image)
+}
+
+/// Private (unshared) resident memory of `pid` in KiB: `(clean, dirty)`. Clean private pages
+/// are file pages only this process maps now (the binary's code): a second shim shares them.
+fn private_rss(pid: u32) -> (u64, u64) {
+    let rollup = std::fs::read_to_string(Path::new(&format!("/proc/{pid}/smaps_rollup")))
+        .unwrap_or_default();
+    let field = |name: &str| {
+        rollup
+            .lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum::<u64>()
+    };
+    (field("Private_Clean:"), field("Private_Dirty:"))
+}
+
+fn report(what: &str, samples: &mut [Duration]) {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "{what}: median {:.1} ms, p90 {:.1} ms, min {:.1} ms ({} runs)",
+        ms(at(0.5)),
+        ms(at(0.9)),
+        ms(samples[0]),
+        samples.len()
+    );
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

@@ -1,0 +1,485 @@
+//! End-to-end: `containerd-shim-wasmpod-v1` under a real containerd (Debian's, on a private
+//! config), driven by `ctr` and by a CRI client doing what kubelet does.
+//!
+//! These tests need root and containerd; without containerd they fail saying how to install
+//! it (`.ci/run` does), never skip.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use k8s_cri::v1::{ContainerState, PodSandboxState};
+use wasmpod_guests as guests;
+use wasmpod_tests::containerd::{
+    CRI_NAMESPACE, ContainerDef, Containerd, RUNTIME, alive, kill, log_lines, mounts_under,
+};
+use wasmpod_tests::{DEADLINE, Wasmpod, wait_until};
+
+/// A containerd with the pause image, ready for CRI pods.
+fn cri_containerd() -> Containerd {
+    let containerd = Containerd::start();
+    containerd.import_pause();
+    containerd
+}
+
+fn module_image(containerd: &Containerd, module: &str, name: &str) -> String {
+    containerd.import_module(CRI_NAMESPACE, module, name)
+}
+
+/// Whether a CRI log file has `line` on `stream`.
+fn logged(path: &Path, stream: &str, line: &str) -> bool {
+    log_lines(path)
+        .iter()
+        .any(|(s, l)| s == stream && l == line)
+}
+
+/// The network namespace inode of process `pid`.
+fn netns_inode(pid: u32) -> u64 {
+    std::fs::metadata(format!("/proc/{pid}/ns/net"))
+        .expect("netns of the process")
+        .ino()
+}
+
+fn wait_no_shims(containerd: &Containerd) {
+    wait_until("every shim exited", || containerd.shim_pids().is_empty());
+}
+
+#[test]
+fn ctr_run_runs_a_module_from_an_imported_image_and_returns_its_exit_code() {
+    let containerd = Containerd::start();
+    // The image as a user builds it: `wasmpod image build`, then `ctr images import`.
+    let wasmpod = Wasmpod::new();
+    let archive = containerd.dir().join("hello.tar");
+    let archive = archive.to_str().expect("utf-8 path");
+    let built = wasmpod.cmd(&[
+        "image",
+        "build",
+        guests::HELLO_P1,
+        "-o",
+        archive,
+        "--name",
+        "wasmpod.test/hello:1",
+    ]);
+    assert_eq!(built.code, 0, "{built:?}");
+    assert!(built.stdout.contains("wasmpod.test/hello:1"), "{built:?}");
+    let imported = containerd.ctr("default", &["images", "import", archive]);
+    assert_eq!(imported.code, 0, "{imported:?}");
+    let hello = "wasmpod.test/hello:1";
+    let ran = containerd.ctr(
+        "default",
+        &["run", "--rm", "--runtime", RUNTIME, hello, "hello-1"],
+    );
+    assert_eq!(ran.code, 0, "{ran:?}\n{}", containerd.log());
+    assert_eq!(ran.stdout.trim(), "hello from wasm");
+
+    let exit = containerd.import_module("default", guests::EXIT_P1, "exit");
+    let ran = containerd.ctr(
+        "default",
+        &[
+            "run",
+            "--rm",
+            "--runtime",
+            RUNTIME,
+            &exit,
+            "exit-1",
+            "/exit.wasm",
+            "7",
+        ],
+    );
+    assert_eq!(ran.code, 7, "{ran:?}\n{}", containerd.log());
+
+    // Not a module: bad input, nothing written.
+    let script = containerd.dir().join("script.wasm");
+    std::fs::write(&script, "#!/bin/sh\n").expect("write");
+    let bad = containerd.dir().join("bad.tar");
+    let refused = wasmpod.cmd(&[
+        "image",
+        "build",
+        script.to_str().expect("utf-8 path"),
+        "-o",
+        bad.to_str().expect("utf-8 path"),
+        "--name",
+        "bad",
+    ]);
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(
+        refused.stderr.contains("not a WebAssembly module"),
+        "{refused:?}"
+    );
+    assert!(!bad.exists());
+    wait_no_shims(&containerd);
+    assert!(
+        mounts_under(containerd.dir())
+            .iter()
+            .all(|m| !m.ends_with("rootfs")),
+        "a rootfs is still mounted"
+    );
+}
+
+#[test]
+fn a_cri_pod_runs_wasm_containers_that_share_a_volume_and_localhost() {
+    let containerd = cri_containerd();
+    let write = module_image(&containerd, guests::WRITE_P1, "write");
+    let cat = module_image(&containerd, guests::CAT_P1, "cat");
+    let server = module_image(&containerd, guests::HTTP_SERVER_P2, "http-server");
+    let get = module_image(&containerd, guests::HTTP_GET_P2, "http-get");
+    let volume = containerd.dir().join("volume");
+    std::fs::create_dir_all(&volume).expect("volume");
+
+    let cri = containerd.cri();
+    let pod = cri.run_pod("web", None);
+    assert_eq!(cri.pod_state(&pod), PodSandboxState::SandboxReady);
+    let server = cri.run_container(
+        &pod,
+        &ContainerDef::new(
+            "server",
+            &server,
+            &[
+                "127.0.0.1:8080",
+                "--requests",
+                "1",
+                "--body",
+                "hi from the server",
+            ],
+        ),
+    );
+    assert_eq!(cri.status(&server).state, ContainerState::ContainerRunning);
+    let writer = cri.run_container(
+        &pod,
+        &ContainerDef::new("writer", &write, &["/data/message", "hello", "volume"])
+            .mount(&volume, "/data"),
+    );
+    let reader = cri.run_container(
+        &pod,
+        &ContainerDef::new("reader", &cat, &["--wait-ms", "20000", "/data/message"])
+            .mount(&volume, "/data"),
+    );
+    let client = cri.run_container(
+        &pod,
+        &ContainerDef::new("client", &get, &["http://127.0.0.1:8080/"]),
+    );
+    assert_eq!(containerd.shim_pids().len(), 1, "one shim serves the pod");
+
+    let mut logs = Vec::new();
+    for id in [&writer, &reader, &client, &server] {
+        let status = cri.wait_exited(id);
+        assert_eq!(
+            (status.exit_code, status.reason.as_str()),
+            (0, "Completed"),
+            "{id}: {status:?}\n{:?}",
+            log_lines(&status.log_path)
+        );
+        logs.push(status.log_path);
+    }
+    assert_eq!(
+        std::fs::read_to_string(volume.join("message")).expect("the writer's file"),
+        "hello volume\n"
+    );
+    assert!(
+        logged(&logs[1], "stdout", "hello volume"),
+        "{:?}",
+        log_lines(&logs[1])
+    );
+    assert!(
+        logged(&logs[2], "stdout", "hi from the server"),
+        "{:?}",
+        log_lines(&logs[2])
+    );
+    assert!(
+        log_lines(&logs[3])
+            .iter()
+            .any(|(s, l)| s == "stdout" && l.starts_with("listening on 127.0.0.1:8080")),
+        "{:?}",
+        log_lines(&logs[3])
+    );
+    assert!(logs.iter().all(|l| l.starts_with(&pod.log_dir)));
+
+    cri.stop_pod(&pod);
+    cri.remove_pod(&pod);
+    wait_no_shims(&containerd);
+    assert!(!containerd.pod_state_dir().join(&pod.id).exists());
+}
+
+#[test]
+fn stop_container_is_graceful_and_remove_pod_leaves_no_shim_cgroup_or_namespace() {
+    let parent = format!("wasmpod-test-{}", std::process::id());
+    let cgroup2 = cgroup2_mount();
+    // The parent is the test's (kubelet's, in a cluster): removed however the test ends.
+    let _parent = cgroup2
+        .as_ref()
+        .map(|mount| RemoveDirOnDrop(mount.join(&parent)));
+    let containerd = cri_containerd();
+    let graceful = module_image(&containerd, guests::GRACEFUL_P1, "graceful");
+    let sleep = module_image(&containerd, guests::SLEEP_P1, "sleep");
+    let volume = containerd.dir().join("volume");
+    std::fs::create_dir_all(&volume).expect("volume");
+
+    let cri = containerd.cri();
+    let pod = cri.run_pod("stopper", Some(&format!("/{parent}")));
+    let gentle = cri.run_container(
+        &pod,
+        &ContainerDef::new("gentle", &graceful, &["/data/out"]).mount(&volume, "/data"),
+    );
+    let stubborn = cri.run_container(&pod, &ContainerDef::new("stubborn", &sleep, &["600000"]));
+    let gentle_log = cri.status(&gentle).log_path;
+    wait_until("the graceful guest works", || {
+        logged(&gentle_log, "stdout", "working")
+    });
+
+    // The shim is the pod's host process: in the pod's network namespace and cgroup.
+    let pids = containerd.shim_pids();
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    let shim = pids[0];
+    let netns = netns_inode(shim);
+    assert_ne!(
+        netns,
+        netns_inode(std::process::id()),
+        "the shim joined the pod's netns"
+    );
+    let pod_cgroup = cgroup2
+        .as_ref()
+        .map(|mount| mount.join(&parent).join(&pod.id));
+    if let Some(cgroup) = &pod_cgroup {
+        let procs = std::fs::read_to_string(cgroup.join("cgroup.procs")).expect("cgroup.procs");
+        assert!(
+            procs.lines().any(|p| p == shim.to_string()),
+            "the shim is in {}: {procs}",
+            cgroup.display()
+        );
+    }
+    let (_, memory) = cri.stats(&stubborn);
+    assert!(memory > 0, "a running guest holds memory");
+
+    let started = Instant::now();
+    cri.stop_container(&gentle, 10);
+    let status = cri.wait_exited(&gentle);
+    assert_eq!((status.exit_code, status.reason.as_str()), (0, "Completed"));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "it stopped on request"
+    );
+    assert_eq!(
+        std::fs::read_to_string(volume.join("out")).expect("the guest's goodbye"),
+        "terminated: TERM\n"
+    );
+    assert!(logged(&status.log_path, "stdout", "terminated: TERM"));
+
+    let started = Instant::now();
+    cri.stop_container(&stubborn, 1);
+    let status = cri.wait_exited(&stubborn);
+    assert_eq!(status.exit_code, 137, "{status:?}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "it had its grace period"
+    );
+
+    cri.stop_pod(&pod);
+    cri.remove_pod(&pod);
+    wait_no_shims(&containerd);
+    assert!(!alive(shim));
+    assert!(!containerd.pod_state_dir().join(&pod.id).exists());
+    if let Some(cgroup) = &pod_cgroup {
+        assert!(!cgroup.exists(), "{} is left", cgroup.display());
+    }
+    let left: Vec<PathBuf> = std::fs::read_dir("/var/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.ino() == netns))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "the pod's network namespace is left: {left:?}"
+    );
+}
+
+#[test]
+fn each_pod_has_its_own_shim_and_pods_are_isolated() {
+    let containerd = cri_containerd();
+    let server = module_image(&containerd, guests::HTTP_SERVER_P2, "http-server");
+    let get = module_image(&containerd, guests::HTTP_GET_P2, "http-get");
+    let cri = containerd.cri();
+    let a = cri.run_pod("pod-a", None);
+    let b = cri.run_pod("pod-b", None);
+    // The same port in both pods: each has its own loopback.
+    for (pod, body) in [(&a, "from a"), (&b, "from b")] {
+        cri.run_container(
+            pod,
+            &ContainerDef::new("server", &server, &["127.0.0.1:8080", "--body", body]),
+        );
+    }
+    assert_eq!(containerd.shim_pids().len(), 2, "one shim per pod");
+    for (pod, body) in [(&a, "from a"), (&b, "from b")] {
+        let client = cri.run_container(
+            pod,
+            &ContainerDef::new("client", &get, &["http://127.0.0.1:8080/"]),
+        );
+        let status = cri.wait_exited(&client);
+        assert_eq!(status.exit_code, 0, "{:?}", log_lines(&status.log_path));
+        assert!(
+            logged(&status.log_path, "stdout", body),
+            "{:?}",
+            log_lines(&status.log_path)
+        );
+    }
+    // Only pod a listens on 8081; pod b cannot reach it.
+    cri.run_container(
+        &a,
+        &ContainerDef::new("private", &server, &["127.0.0.1:8081"]),
+    );
+    let probe = cri.run_container(
+        &b,
+        &ContainerDef::new(
+            "probe",
+            &get,
+            &["http://127.0.0.1:8081/", "--wait-ms", "300"],
+        ),
+    );
+    let status = cri.wait_exited(&probe);
+    assert_eq!(status.exit_code, 1, "{:?}", log_lines(&status.log_path));
+
+    for pod in [&a, &b] {
+        cri.stop_pod(pod);
+        cri.remove_pod(pod);
+    }
+    wait_no_shims(&containerd);
+}
+
+#[test]
+fn a_shim_killed_mid_pod_leaves_exited_containers_and_no_orphans() {
+    let containerd = cri_containerd();
+    let sleep = module_image(&containerd, guests::SLEEP_P1, "sleep");
+    let cri = containerd.cri();
+    let pod = cri.run_pod("doomed", None);
+    let sleeper = cri.run_container(&pod, &ContainerDef::new("sleeper", &sleep, &["600000"]));
+    assert_eq!(cri.status(&sleeper).state, ContainerState::ContainerRunning);
+    let pids = containerd.shim_pids();
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    kill("KILL", pids[0]);
+    wait_until("the shim died", || !alive(pids[0]));
+
+    let status = cri.wait_exited(&sleeper);
+    assert_ne!(status.exit_code, 0, "{status:?}");
+    let give_up = Instant::now() + DEADLINE;
+    while cri.pod_state(&pod) != PodSandboxState::SandboxNotready {
+        assert!(Instant::now() < give_up, "the sandbox is still ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cri.stop_pod(&pod);
+    cri.remove_pod(&pod);
+    assert!(containerd.shim_pids().is_empty(), "no shim was restarted");
+    assert!(
+        !containerd.pod_state_dir().join(&pod.id).exists(),
+        "the dead shim's pod directory was cleaned up"
+    );
+    assert!(
+        mounts_under(containerd.dir())
+            .iter()
+            .all(|m| !m.ends_with("rootfs")),
+        "a rootfs is still mounted: {:?}",
+        mounts_under(containerd.dir())
+    );
+}
+
+#[test]
+fn a_bad_module_fails_to_start_with_a_clear_error_and_the_sandbox_survives() {
+    let containerd = cri_containerd();
+    let not_wasm = wasmpod::oci::Image::new("wasmpod.test/not-wasm:1")
+        .expect("name")
+        .file("app.wasm", "#!/bin/sh\necho not wasm\n", 0o755)
+        .entrypoint(["/app.wasm"]);
+    let not_wasm = containerd.import(CRI_NAMESPACE, &not_wasm);
+    let missing = wasmpod::oci::Image::new("wasmpod.test/missing:1")
+        .expect("name")
+        .file("README", "no module here\n", 0o644)
+        .entrypoint(["/app.wasm"]);
+    let missing = containerd.import(CRI_NAMESPACE, &missing);
+    let hello = module_image(&containerd, guests::HELLO_P1, "hello");
+
+    let cri = containerd.cri();
+    let pod = cri.run_pod("careful", None);
+    for (name, image, expected) in [
+        (
+            "not-wasm",
+            &not_wasm,
+            "not a WebAssembly module or component",
+        ),
+        (
+            "missing",
+            &missing,
+            "module \"/app.wasm\" not found in the image",
+        ),
+    ] {
+        // CRI creates the task (and so reaches the shim) in StartContainer.
+        let error = cri
+            .create_container(&pod, &ContainerDef::new(name, image, &[]))
+            .and_then(|id| cri.start_container(&id))
+            .expect_err("a bad module does not start");
+        assert!(
+            error.message().contains(expected),
+            "{name}: {}",
+            error.message()
+        );
+    }
+    assert_eq!(cri.pod_state(&pod), PodSandboxState::SandboxReady);
+    let good = cri.run_container(&pod, &ContainerDef::new("good", &hello, &[]));
+    let status = cri.wait_exited(&good);
+    assert_eq!(status.exit_code, 0);
+    assert!(logged(&status.log_path, "stdout", "hello from wasm"));
+    assert_eq!(containerd.shim_pids().len(), 1);
+    cri.stop_pod(&pod);
+    cri.remove_pod(&pod);
+    wait_no_shims(&containerd);
+}
+
+/// Removes an (empty) directory when dropped.
+struct RemoveDirOnDrop(PathBuf);
+
+impl Drop for RemoveDirOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// Where the cgroup2 hierarchy is mounted, if anywhere.
+fn cgroup2_mount() -> Option<PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    mountinfo.lines().find_map(|line| {
+        let (before, after) = line.split_once(" - ")?;
+        after
+            .starts_with("cgroup2 ")
+            .then(|| before.split(' ').nth(4).map(PathBuf::from))
+            .flatten()
+    })
+}
+
+#[test]
+fn a_container_past_its_memory_limit_is_oom_killed_and_its_neighbour_lives_on() {
+    let containerd = cri_containerd();
+    let membomb = module_image(&containerd, guests::MEMBOMB_P1, "membomb");
+    let sleep = module_image(&containerd, guests::SLEEP_P1, "sleep");
+    let cri = containerd.cri();
+    let pod = cri.run_pod("hungry", None);
+    let neighbour = cri.run_container(&pod, &ContainerDef::new("neighbour", &sleep, &["600000"]));
+    let bomb = cri.run_container(
+        &pod,
+        &ContainerDef {
+            memory_limit: Some(32 << 20),
+            ..ContainerDef::new("bomb", &membomb, &[])
+        },
+    );
+    let status = cri.wait_exited(&bomb);
+    assert_eq!(
+        (status.exit_code, status.reason.as_str()),
+        (137, "OOMKilled"),
+        "{status:?}"
+    );
+    assert_eq!(
+        cri.status(&neighbour).state,
+        ContainerState::ContainerRunning
+    );
+    cri.stop_pod(&pod);
+    cri.remove_pod(&pod);
+    wait_no_shims(&containerd);
+}

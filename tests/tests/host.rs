@@ -1,0 +1,188 @@
+//! `wasmpod run` with the host layer on this machine (root, hybrid cgroups): the pod process
+//! in its cgroup2 and its own network namespace, and nothing left after.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use wasmpod_guests as guests;
+use wasmpod_tests::{Wasmpod, wait_until};
+
+fn cgroup2_mount() -> PathBuf {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    mountinfo
+        .lines()
+        .find_map(|line| {
+            let (before, after) = line.split_once(" - ")?;
+            if after.split_whitespace().next()? != "cgroup2" {
+                return None;
+            }
+            before.split_whitespace().nth(4).map(PathBuf::from)
+        })
+        .expect("a cgroup2 mount")
+}
+
+/// A cgroup parent of the test's own, removed at the end.
+struct Parent(PathBuf, String);
+
+impl Parent {
+    fn new(test: &str) -> Parent {
+        let name = format!("wasmpod-clitest-{test}-{}", std::process::id());
+        Parent(cgroup2_mount().join(&name), name)
+    }
+
+    fn pod_cgroups(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(&self.0)
+            .map(|e| {
+                e.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Parent {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+fn spinning_pod(seconds: u32) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: spinner}}\nspec:\n  restartPolicy: Never\n  activeDeadlineSeconds: {seconds}\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: spin\n    image: {}\n",
+        guests::SPIN_P1
+    )
+}
+
+fn usage_usec(cgroup: &std::path::Path) -> u64 {
+    std::fs::read_to_string(cgroup.join("cpu.stat"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("usage_usec ")?.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn links_in(pid: u32) -> Vec<String> {
+    let out = Command::new("nsenter")
+        .args([&format!("--net=/proc/{pid}/ns/net"), "ip", "-o", "link"])
+        .output()
+        .expect("nsenter");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            l.split(':')
+                .nth(1)
+                .map(|n| n.trim().split('@').next().unwrap_or("").to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn the_pod_process_lives_in_its_cgroup_and_namespace_and_both_go_with_it() {
+    let wasmpod = Wasmpod::new();
+    let parent = Parent::new("cgroup");
+    let manifest = wasmpod.manifest("pod.yaml", &spinning_pod(30));
+    let running = wasmpod.spawn(&[
+        "run",
+        "--cgroup-parent",
+        &parent.1,
+        manifest.to_str().expect("utf-8"),
+    ]);
+    running.wait_for_stdout("[spin] spinning");
+    let cgroups = parent.pod_cgroups();
+    assert_eq!(cgroups.len(), 1, "{cgroups:?}");
+    let cgroup = &cgroups[0];
+    let procs = std::fs::read_to_string(cgroup.join("cgroup.procs")).expect("procs");
+    assert!(
+        procs.lines().any(|p| p == running.pid().to_string()),
+        "pid {} not in {procs}",
+        running.pid()
+    );
+    let start = usage_usec(cgroup);
+    wait_until("cpu.stat grows while the guest spins", || {
+        usage_usec(cgroup) >= start + 200_000
+    });
+    assert_eq!(
+        links_in(running.pid()),
+        vec!["lo"],
+        "only lo in the pod's namespace"
+    );
+    running.signal("INT");
+    let outcome = running.finish();
+    assert_eq!(outcome.code, 1, "{}", outcome.stderr);
+    assert!(!cgroup.exists(), "the pod cgroup is removed");
+    assert!(
+        wasmpod
+            .state_entries()
+            .iter()
+            .all(|e| !e.ends_with("host.json"))
+    );
+}
+
+#[test]
+fn a_pod_ip_puts_a_veth_pair_between_host_and_pod() {
+    let wasmpod = Wasmpod::new();
+    let manifest = wasmpod.manifest("pod.yaml", &spinning_pod(30));
+    let running = wasmpod.spawn(&[
+        "run",
+        "--no-cgroup",
+        "--pod-ip",
+        "169.254.99.2",
+        manifest.to_str().expect("utf-8"),
+    ]);
+    running.wait_for_stdout("[spin] spinning");
+    let mut links = links_in(running.pid());
+    links.sort();
+    assert_eq!(links, vec!["eth0", "lo"]);
+    let host_links = Command::new("ip")
+        .args(["-o", "addr"])
+        .output()
+        .expect("ip addr");
+    let host_links = String::from_utf8_lossy(&host_links.stdout).into_owned();
+    let veth = host_links
+        .lines()
+        .find(|l| l.contains("169.254.99.1/30"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .map(str::to_owned)
+        .expect("the host end has 169.254.99.1/30");
+    running.signal("INT");
+    let outcome = running.finish();
+    assert_eq!(outcome.code, 1, "{}", outcome.stderr);
+    assert!(
+        !std::path::Path::new("/sys/class/net").join(&veth).exists(),
+        "veth {veth} removed"
+    );
+}
+
+#[test]
+fn an_invalid_netns_path_starts_nothing_and_leaves_nothing() {
+    let wasmpod = Wasmpod::new();
+    let parent = Parent::new("badns");
+    let path = wasmpod.manifest("pod.yaml", &spinning_pod(30));
+    let out = wasmpod.cmd(&[
+        "run",
+        "--cgroup-parent",
+        &parent.1,
+        "--netns",
+        "/nonexistent/netns",
+        path.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("/nonexistent/netns"), "{}", out.stderr);
+    assert!(out.stdout.is_empty());
+    assert_eq!(parent.pod_cgroups(), Vec::<PathBuf>::new());
+    assert!(
+        wasmpod.state_entries().is_empty(),
+        "{:?}",
+        wasmpod.state_entries()
+    );
+}
