@@ -186,3 +186,46 @@ fn an_invalid_netns_path_starts_nothing_and_leaves_nothing() {
         wasmpod.state_entries()
     );
 }
+
+#[test]
+fn a_wildcard_listener_answers_at_the_pod_ip_and_the_host_loopback_stays_out_of_reach() {
+    let wasmpod = Wasmpod::new();
+    // A listener of the host's, on its loopback only.
+    let host_only = std::net::TcpListener::bind("127.0.0.1:0").expect("host listener");
+    let port = host_only.local_addr().expect("addr").port();
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: served}}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: web\n    image: {server}\n    args: [\"0.0.0.0:8080\", \"--requests\", \"1\", \"--body\", \"from the pod\"]\n  - name: to-host-end\n    image: {get}\n    args: [\"http://169.254.99.5:{port}/\", \"--wait-ms\", \"300\"]\n  - name: to-loopback\n    image: {get}\n    args: [\"http://127.0.0.1:{port}/\", \"--wait-ms\", \"300\"]\n",
+        server = guests::HTTP_SERVER_P2,
+        get = guests::HTTP_GET_P2,
+    );
+    let manifest = wasmpod.manifest("pod.yaml", &manifest);
+    let running = wasmpod.spawn(&[
+        "run",
+        "--no-cgroup",
+        "--pod-ip",
+        "169.254.99.6",
+        manifest.to_str().expect("utf-8"),
+    ]);
+    running.wait_for_stdout("[web] listening on");
+    let mut stream =
+        std::net::TcpStream::connect(("169.254.99.6", 8080)).expect("connect to the pod IP");
+    std::io::Write::write_all(
+        &mut stream,
+        b"GET / HTTP/1.1\r\nHost: pod\r\nConnection: close\r\n\r\n",
+    )
+    .expect("request");
+    let mut response = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut response).expect("response");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("from the pod"), "{response}");
+    let outcome = running.finish();
+    assert_eq!(outcome.code, 1, "the two clients fail: {}", outcome.stderr);
+    for client in ["to-host-end", "to-loopback"] {
+        let said = outcome.lines_of(client).join("\n");
+        assert!(
+            said.starts_with("http-get:"),
+            "{client} reached the host: {said}"
+        );
+    }
+    drop(host_only);
+}

@@ -332,3 +332,20 @@ spec:
     assert_eq!(out.lines_of("p1"), vec!["relative read works"]);
     assert_eq!(out.lines_of("p2"), vec!["relative read works"]);
 }
+
+#[test]
+fn the_readme_demo_pod_shares_network_and_volume() {
+    let wasmpod = Wasmpod::new();
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/shared-pod/pod.yaml"
+    );
+    let out = wasmpod.cmd(&["run", "-o", "json", example]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.lines_of("fetch"), vec!["hello from the web container"]);
+    assert_eq!(
+        out.lines_of("reader"),
+        vec!["hello from the writer container of shared-pod"]
+    );
+    assert_eq!(out.json()["phase"], "Succeeded");
+}
