@@ -12,10 +12,10 @@
 //!   `connection-refused` when nothing listens. Bytes between containers never touch a kernel
 //!   socket, and pods never see each other's listeners, even in one process.
 //! - **Wildcard** binds (`0.0.0.0`, `::`) listen on both: the pod's loopback, and a real socket
-//!   on the same port in the process's network namespace (the host's, until the pod has its
-//!   own), so clients outside the pod reach it too; `accept` takes from either, in turn. When
-//!   the real bind is not permitted (a port below 1024 without privileges), the socket stays
-//!   virtual only and a warning is logged.
+//!   on the same port in the process's network namespace (the pod's own when the host layer
+//!   made one, else the host's), so clients outside the pod reach it too; `accept` takes from
+//!   either, in turn. When the real bind is not permitted (a port below 1024 without
+//!   privileges), the socket stays virtual only and a warning is logged.
 //! - **Every other address** is handed to wasmtime-wasi's real implementation, subject to the
 //!   [`NetworkPolicy`].
 //!
@@ -26,8 +26,9 @@
 //! output is a FIN; dropping its input with unread bytes resets the connection, so when a
 //! container dies its peers see the end of the stream or a reset, never a hang.
 //!
-//! UDP is not virtualized: it goes to the host's sockets through wasmtime-wasi (under
-//! [`NetworkPolicy::PodOnly`] sending is denied), so UDP on loopback is not isolated per pod.
+//! UDP is not virtualized: it goes to real sockets through wasmtime-wasi (under
+//! [`NetworkPolicy::PodOnly`] sending is denied), so UDP on loopback is the network
+//! namespace's: isolated per pod only when the pod has a namespace of its own.
 //!
 //! wasip1 modules have no sockets at all; networking guests are wasip2 components.
 
