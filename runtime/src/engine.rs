@@ -127,7 +127,7 @@ struct EngineInner {
     component_linker: wasmtime::component::Linker<StoreData>,
     cache: CompileCache,
     /// Images this process already loaded, by cache key: restarts and further pods skip the disk.
-    images: Mutex<HashMap<String, Image>>,
+    images: Mutex<LoadedImages>,
     default_memory_limit: u64,
     epoch_interruption: bool,
     ticker_stop: Arc<AtomicBool>,
@@ -202,18 +202,33 @@ impl Engine {
     /// Reads, compiles (through the cache) and links the guest at `path`. Blocking: async
     /// callers run it on a blocking thread.
     pub fn load_image(&self, path: &Path) -> Result<Image, ImageError> {
-        let (wasm, kind) = read_wasm(path)?;
         let cache = &self.inner.cache;
-        let key = cache.key(&wasm);
         let images = || {
             self.inner
                 .images
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
         };
-        if let Some(image) = images().get(&key) {
+        // A file this process already loaded and that has not changed since (same inode, size,
+        // mtime and ctime) is not read and hashed again.
+        let identity = FileIdentity::of(path);
+        let known = identity
+            .as_ref()
+            .and_then(|identity| images().by_file.get(identity).cloned());
+        if let Some(image) = known {
             cache.count_memory_hit();
-            return Ok(image.clone());
+            return Ok(image);
+        }
+        let (wasm, kind) = read_wasm(path)?;
+        let key = cache.key(&wasm);
+        // Bound first: the lock must be released before the branch takes it again.
+        let known = images().by_key.get(&key).cloned();
+        if let Some(image) = known {
+            cache.count_memory_hit();
+            if let Some(identity) = identity {
+                images().by_file.insert(identity, image.clone());
+            }
+            return Ok(image);
         }
         let image = match cache.get_or_compile(&key, &wasm, kind, path)? {
             Compiled::Module(m) => Image::link_module(&self.inner.module_linker, &m, path)?,
@@ -221,7 +236,11 @@ impl Engine {
                 Image::link_component(&self.inner.component_linker, &c, path)?
             }
         };
-        images().insert(key, image.clone());
+        let mut loaded = images();
+        loaded.by_key.insert(key, image.clone());
+        if let Some(identity) = identity {
+            loaded.by_file.insert(identity, image.clone());
+        }
         Ok(image)
     }
 
@@ -241,6 +260,38 @@ impl Engine {
 
     pub(crate) fn wasmtime(&self) -> &wasmtime::Engine {
         &self.inner.wasmtime
+    }
+}
+
+/// The images a process loaded: by cache key (content), and by the file they came from.
+#[derive(Default)]
+struct LoadedImages {
+    by_key: HashMap<String, Image>,
+    by_file: HashMap<FileIdentity, Image>,
+}
+
+/// What tells a file apart from any other file or version of it: device, inode, size, and
+/// modification and change times (ctime cannot be set back by a writer).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct FileIdentity {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileIdentity {
+    fn of(path: &Path) -> Option<FileIdentity> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).ok()?;
+        Some(FileIdentity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        })
     }
 }
 
@@ -267,4 +318,40 @@ fn spawn_ticker(engine: wasmtime::Engine, tick: Duration, stop: Arc<AtomicBool>)
         })
         .map(drop)
         .map_err(|e| Error::io("spawn thread", "wasmpod-epoch", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unchanged_file_is_not_read_again_and_a_changed_one_is() {
+        let engine = Engine::new(EngineConfig {
+            cache_dir: None,
+            ..EngineConfig::default()
+        })
+        .expect("engine");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("guest.wasm");
+        let hello = std::fs::read(wasmpod_guests::HELLO_P1).expect("hello");
+        std::fs::write(&path, &hello).expect("write");
+        engine.load_image(&path).expect("first load");
+        engine.load_image(&path).expect("second load");
+        let stats = engine.cache().stats();
+        assert_eq!((stats.compiled, stats.memory_hits), (1, 1));
+
+        std::fs::write(&path, std::fs::read(wasmpod_guests::EXIT_P1).expect("exit"))
+            .expect("rewrite");
+        engine.load_image(&path).expect("changed file");
+        assert_eq!(engine.cache().stats().compiled, 2, "a new file is compiled");
+
+        std::fs::write(&path, &hello).expect("write back");
+        engine.load_image(&path).expect("old content again");
+        let stats = engine.cache().stats();
+        assert_eq!(
+            (stats.compiled, stats.memory_hits),
+            (2, 2),
+            "known content is found by its digest"
+        );
+    }
 }

@@ -6,9 +6,9 @@
 //! - idle memory of a two-container pod: the shim's private RSS (and its cgroup's
 //!   `memory.current` when the memory controller is there).
 //!
-//! Run as root, after `cargo build --workspace` and `cargo build --release -p
-//! containerd-shim-wasmpod-v1`:
-//! `WASMPOD_TEST_BIN_DIR=target/release cargo run -p wasmpod-tests --example containerd_bench
+//! Run as root, with containerd and runc installed (`.ci/run` installs them):
+//! `cargo build --release -p containerd-shim-wasmpod-v1 -p wasmpod &&
+//! WASMPOD_TEST_BIN_DIR=target/release cargo run --release -p wasmpod-bench --bin containerd
 //! [-- RUNS]` (without the variable it measures the `target/debug` shim).
 
 use std::path::Path;
@@ -16,6 +16,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use k8s_cri::v1::ContainerState;
+use wasmpod_bench::stats::{Samples, fmt_duration};
 use wasmpod_tests::containerd::{CRI_NAMESPACE, ContainerDef, Containerd, RUNTIME};
 
 fn main() {
@@ -151,17 +152,16 @@ fn private_rss(pid: u32) -> (u64, u64) {
 }
 
 fn report(what: &str, samples: &mut [Duration]) {
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    let mut all = Samples::default();
+    for sample in samples.iter() {
+        all.push(*sample);
+    }
+    let summary = all.summary();
     println!(
-        "{what}: median {:.1} ms, p90 {:.1} ms, min {:.1} ms ({} runs)",
-        ms(at(0.5)),
-        ms(at(0.9)),
-        ms(samples[0]),
-        samples.len()
+        "{what}: p50 {}, p90 {}, min {} ({} runs)",
+        fmt_duration(summary.p50),
+        fmt_duration(summary.p90),
+        fmt_duration(summary.min),
+        summary.n
     );
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
