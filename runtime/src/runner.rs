@@ -10,11 +10,17 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
+mod backoff;
+mod eviction;
+
+pub use backoff::Backoff;
+use eviction::evict_on_size_limits;
+
 use crate::admission::Node;
 use crate::engine::{Engine, ExitStatus};
 use crate::error::Result;
 use crate::pod::{ContainerConfig, PodLogObserver, Sandbox, SandboxConfig};
-use crate::spec::{ContainerSpec, PodSpec, RestartPolicy, SpecError, VolumeSource, VolumeSpec};
+use crate::spec::{ContainerSpec, PodSpec, RestartPolicy, SpecError};
 use crate::status::{ContainerRecord, Phase, PodStatus, State};
 
 /// Sees the pod's status after every change.
@@ -228,61 +234,6 @@ pub async fn run(
     Ok(pod.snapshot())
 }
 
-/// Evicts the pod, as kubelet does, when an emptyDir grows past its `sizeLimit`: the pod
-/// fails with reason `Evicted` and its containers are killed at once. Writes are not refused
-/// on the way (a volume is a plain host directory); the limit is checked every `interval`.
-async fn evict_on_size_limits(pod: Arc<Pod>, volumes: Vec<VolumeSpec>, interval: Duration) {
-    let limited: Vec<(String, u64)> = volumes
-        .into_iter()
-        .filter_map(|v| match v.source {
-            VolumeSource::EmptyDir {
-                size_limit: Some(limit),
-                ..
-            } => Some((v.name, limit)),
-            _ => None,
-        })
-        .collect();
-    if limited.is_empty() {
-        return;
-    }
-    loop {
-        tokio::time::sleep(interval).await;
-        for (name, limit) in &limited {
-            let Some(path) = pod.sandbox.volume_path(name) else {
-                continue;
-            };
-            let used = tokio::task::spawn_blocking(move || dir_size(&path))
-                .await
-                .unwrap_or(0);
-            if used > *limit {
-                let message = format!(
-                    "Usage of EmptyDir volume {name:?} exceeds the limit {:?}",
-                    crate::admission::format_bytes(*limit)
-                );
-                tracing::warn!(volume = name, used, limit, "evicting the pod");
-                pod.end("Evicted", message);
-                pod.shutdown.kill();
-                return;
-            }
-        }
-    }
-}
-
-/// The bytes of every file under `dir`, symlinks not followed.
-fn dir_size(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|entry| match entry.metadata() {
-            Ok(meta) if meta.is_dir() => dir_size(&entry.path()),
-            Ok(meta) if meta.is_file() => meta.len(),
-            _ => 0,
-        })
-        .sum()
-}
-
 struct Pod {
     sandbox: Sandbox,
     restart_policy: RestartPolicy,
@@ -463,46 +414,5 @@ impl Pod {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
-    }
-}
-
-/// Kubernetes' container restart back-off: `base`, doubling up to 30 × `base`, back to `base`
-/// after a run of 60 × `base` (10 s, 5 min and 10 min in Kubernetes).
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    base: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    /// A back-off starting at `base`.
-    pub fn new(base: Duration) -> Self {
-        Backoff { base, next: base }
-    }
-
-    /// The delay before the next restart of a container that ran for `ran_for`.
-    pub fn next(&mut self, ran_for: Duration) -> Duration {
-        if ran_for >= self.base * 60 {
-            self.next = self.base;
-        }
-        let delay = self.next;
-        self.next = (self.next * 2).min(self.base * 30);
-        delay
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_caps_and_resets() {
-        let base = Duration::from_secs(10);
-        let mut b = Backoff::new(base);
-        let quick = Duration::from_secs(1);
-        let delays: Vec<u64> = (0..7).map(|_| b.next(quick).as_secs()).collect();
-        assert_eq!(delays, vec![10, 20, 40, 80, 160, 300, 300]);
-        assert_eq!(b.next(Duration::from_secs(600)).as_secs(), 10);
-        assert_eq!(b.next(quick).as_secs(), 20);
     }
 }
