@@ -229,3 +229,57 @@ fn a_wildcard_listener_answers_at_the_pod_ip_and_the_host_loopback_stays_out_of_
     }
     drop(host_only);
 }
+
+#[test]
+fn the_next_run_cleans_up_after_a_pod_process_that_was_killed() {
+    let wasmpod = Wasmpod::new();
+    let parent = Parent::new("crash");
+    let manifest = wasmpod.manifest("pod.yaml", &spinning_pod(30));
+    let manifest = manifest.to_str().expect("utf-8");
+    let crashed = wasmpod.spawn(&["run", "--cgroup-parent", &parent.1, manifest]);
+    crashed.wait_for_stdout("[spin] spinning");
+    let leftovers = parent.pod_cgroups();
+    assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+    crashed.signal("KILL");
+    let outcome = crashed.finish();
+    assert_eq!(outcome.code, -1, "killed by a signal");
+    assert!(leftovers[0].exists(), "a killed process leaves its cgroup");
+    assert!(
+        wasmpod
+            .state_entries()
+            .iter()
+            .any(|e| e.ends_with("host.json")),
+        "and its record"
+    );
+
+    let hello = wasmpod.manifest(
+        "hello.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: next}}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: hello\n    image: {}\n",
+            guests::HELLO_P1
+        ),
+    );
+    let next = wasmpod.cmd(&[
+        "run",
+        "--cgroup-parent",
+        &parent.1,
+        hello.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(next.code, 0, "{}", next.stderr);
+    assert!(
+        next.stderr.contains("cleaned up after a crashed pod"),
+        "{}",
+        next.stderr
+    );
+    assert_eq!(
+        parent.pod_cgroups(),
+        Vec::<PathBuf>::new(),
+        "both cgroups are gone"
+    );
+    assert!(
+        wasmpod
+            .state_entries()
+            .iter()
+            .all(|e| !e.ends_with("host.json"))
+    );
+}
