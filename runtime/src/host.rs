@@ -219,6 +219,30 @@ impl HostLayer {
         .map_err(|e| HostError::io("write", record, e))
     }
 
+    /// [`HostLayer::create`] then [`HostLayer::enter`], as the process holding one pod needs
+    /// them, all or nothing: on failure the layer is undone, and the record's directory is
+    /// removed when this call made it.
+    pub fn establish(config: &HostConfig, name: &str, record: &Path) -> Result<Self, HostError> {
+        let dir = record.parent().filter(|dir| !dir.exists());
+        let established = HostLayer::create(config, name, Some(record)).and_then(|mut layer| {
+            match layer.enter() {
+                Ok(()) => Ok(layer),
+                Err(e) => {
+                    if let Err(cleanup) = layer.destroy() {
+                        tracing::warn!(error = %cleanup, "cannot undo the host layer");
+                    }
+                    Err(e)
+                }
+            }
+        });
+        if established.is_err()
+            && let Some(dir) = dir
+        {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        established
+    }
+
     /// Moves this process into the pod's cgroup and the calling thread into its network
     /// namespace. Call it before starting the runtime's threads: they are born in the
     /// namespace.

@@ -95,14 +95,7 @@ fn prepare_host() -> HostSetup {
     }
     let record = pod_dir(&flags.namespace, &sandbox.id).join(STATE_FILE);
     let (config, name) = host_config(&sandbox);
-    let mut layer = HostLayer::create(&config, &name, Some(&record))?;
-    if let Err(error) = layer.enter() {
-        if let Err(cleanup) = layer.destroy() {
-            eprintln!("{RUNTIME_ID}: cannot undo the host layer: {cleanup}");
-        }
-        return Err(error);
-    }
-    Ok(Some(layer))
+    Ok(Some(HostLayer::establish(&config, &name, &record)?))
 }
 
 /// The host layer of a CRI pod sandbox: the namespace CRI made (or the host's, for a

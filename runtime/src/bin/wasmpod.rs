@@ -234,7 +234,13 @@ fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> anyhow::Result<ExitCode> {
         ));
     }
     let mut host = match host_config(&args, &spec)? {
-        Some(config) => Some(enter_host_layer(&config, &dir)?),
+        Some(config) => {
+            let name = dir
+                .file_name()
+                .map_or_else(|| "pod".to_owned(), |n| n.to_string_lossy().into_owned());
+            let record = dir.join(host::STATE_FILE);
+            Some(HostLayer::establish(&config, &name, &record).map_err(wasmpod::Error::from)?)
+        }
         None => {
             console.note(
                 "wasmpod: not running as root: the pod gets no cgroup and no network namespace",
@@ -313,29 +319,6 @@ fn host_config(args: &RunArgs, spec: &wasmpod::PodSpec) -> anyhow::Result<Option
         netns,
         pod_ip: args.pod_ip,
     }))
-}
-
-/// Makes and enters the pod's host layer; on failure nothing is left, the pod directory
-/// included when it was made here.
-fn enter_host_layer(config: &HostConfig, dir: &Path) -> anyhow::Result<HostLayer> {
-    let existed = dir.exists();
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "pod".into());
-    let made = HostLayer::create(config, &name, Some(&dir.join(host::STATE_FILE)))
-        .map_err(wasmpod::Error::from)
-        .and_then(|mut layer| match layer.enter() {
-            Ok(()) => Ok(layer),
-            Err(e) => {
-                let _ = layer.destroy();
-                Err(e.into())
-            }
-        });
-    if made.is_err() && !existed {
-        let _ = std::fs::remove_dir_all(dir);
-    }
-    Ok(made?)
 }
 
 async fn run_pod(
