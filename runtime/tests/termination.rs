@@ -1,6 +1,8 @@
 //! Graceful termination through the sandbox API: the termination request, the grace period,
 //! the hard stop.
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmpod::engine::EXIT_KILLED;
@@ -10,7 +12,10 @@ use wasmpod_guests as guests;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
-async fn sandbox(dir: &std::path::Path) -> Sandbox {
+/// The names of the containers that wrote output so far: what `until_output` waits on.
+type Printed = tokio::sync::watch::Receiver<BTreeSet<String>>;
+
+async fn sandbox(dir: &std::path::Path) -> (Sandbox, Printed) {
     let engine = Engine::new(EngineConfig {
         cache_dir: None,
         ..EngineConfig::default()
@@ -26,7 +31,17 @@ async fn sandbox(dir: &std::path::Path) -> Sandbox {
         }],
         ..SandboxConfig::new("term", dir.to_owned())
     };
-    Sandbox::create(&engine, config).await.expect("sandbox")
+    let (printed, watch) = tokio::sync::watch::channel(BTreeSet::new());
+    let config = SandboxConfig {
+        log_observer: Some(Arc::new(move |name: &str, _, _, _| {
+            printed.send_if_modified(|names| names.insert(name.to_owned()));
+        })),
+        ..config
+    };
+    (
+        Sandbox::create(&engine, config).await.expect("sandbox"),
+        watch,
+    )
 }
 
 async fn start(sandbox: &Sandbox, name: &str, module: &str, args: &[&str]) {
@@ -45,25 +60,18 @@ async fn start(sandbox: &Sandbox, name: &str, module: &str, args: &[&str]) {
     sandbox.start_container(name).expect("start");
 }
 
-/// Waits until the container's log has its first line: the guest is past its start.
-async fn until_output(sandbox: &Sandbox, name: &str) {
-    let status = sandbox.container_status(name).expect("status");
-    tokio::time::timeout(DEADLINE, async {
-        loop {
-            if std::fs::metadata(&status.log_path).is_ok_and(|m| m.len() > 0) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("guest wrote its first line");
+/// Waits until container `name` wrote its first line: the guest is past its start.
+async fn until_output(printed: &mut Printed, name: &str) {
+    tokio::time::timeout(DEADLINE, printed.wait_for(|names| names.contains(name)))
+        .await
+        .expect("guest wrote its first line before the deadline")
+        .expect("the sandbox is alive");
 }
 
 #[tokio::test]
 async fn a_cooperative_guest_sees_the_request_and_exits_with_its_own_code() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sandbox = sandbox(dir.path()).await;
+    let (sandbox, mut printed) = sandbox(dir.path()).await;
     start(
         &sandbox,
         "polite",
@@ -78,8 +86,8 @@ async fn a_cooperative_guest_sees_the_request_and_exits_with_its_own_code() {
         &["/data/final2.txt"],
     )
     .await;
-    until_output(&sandbox, "polite").await;
-    until_output(&sandbox, "polite2").await;
+    until_output(&mut printed, "polite").await;
+    until_output(&mut printed, "polite2").await;
 
     let grace = Duration::from_secs(20);
     let began = Instant::now();
@@ -110,10 +118,10 @@ async fn a_cooperative_guest_sees_the_request_and_exits_with_its_own_code() {
 #[tokio::test]
 async fn a_guest_that_ignores_the_request_is_killed_at_the_grace_period() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sandbox = sandbox(dir.path()).await;
+    let (sandbox, mut printed) = sandbox(dir.path()).await;
     start(&sandbox, "sleeper", guests::SLEEP_P1, &["600000"]).await;
     start(&sandbox, "spinner", guests::SPIN_P2, &[]).await;
-    until_output(&sandbox, "spinner").await;
+    until_output(&mut printed, "spinner").await;
     let grace = Duration::from_millis(300);
     let began = Instant::now();
     let (sleeper, spinner) = tokio::join!(
@@ -135,7 +143,7 @@ async fn a_guest_that_ignores_the_request_is_killed_at_the_grace_period() {
 #[tokio::test]
 async fn stopping_a_container_that_never_started_or_already_exited() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sandbox = sandbox(dir.path()).await;
+    let (sandbox, _printed) = sandbox(dir.path()).await;
     let spec = ContainerSpec::new("idle", guests::HELLO_P1);
     sandbox
         .create_container(ContainerConfig::new(spec, 0))

@@ -285,23 +285,32 @@ impl Running {
     }
 
     /// Waits for the process to end (the test fails at [`DEADLINE`]).
-    pub fn finish(mut self) -> Outcome {
-        let give_up = std::time::Instant::now() + DEADLINE;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("wait for wasmpod") {
-                break status;
-            }
-            if std::time::Instant::now() > give_up {
-                let _ = self.child.kill();
+    pub fn finish(self) -> Outcome {
+        let Running {
+            mut child,
+            stdout,
+            stderr,
+            ..
+        } = self;
+        let pid = child.id();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        let status = match rx.recv_timeout(DEADLINE) {
+            Ok(status) => status.expect("wait for wasmpod"),
+            Err(_) => {
+                // End the process we started, by its pid, and fail.
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
                 panic!("wasmpod did not finish within {DEADLINE:?}");
             }
-            // The process has no event to wait on besides its exit; poll it.
-            std::thread::sleep(Duration::from_millis(10));
         };
         Outcome {
             code: status.code().unwrap_or(-1),
-            stdout: self.stdout.join().unwrap_or_default(),
-            stderr: self.stderr.join().unwrap_or_default(),
+            stdout: stdout.join().unwrap_or_default(),
+            stderr: stderr.join().unwrap_or_default(),
         }
     }
 }

@@ -124,24 +124,7 @@ fn verdict(met: bool) -> &'static str {
 }
 
 fn print_machine() {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines().find_map(|l| {
-                l.strip_prefix("model name")
-                    .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
-            })
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, usize::from);
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map_or_else(|_| "unknown kernel".into(), |k| k.trim().to_owned());
-    let profile = if cfg!(debug_assertions) {
-        "debug build: figures are not meaningful"
-    } else {
-        "release build"
-    };
-    println!("machine: {cpu}, {cores} cores, Linux {kernel}; {profile}");
+    println!("machine: {}", wasmpod_bench::stats::machine());
 }
 
 /// A pod whose guests' stdout lines arrive on a channel.

@@ -47,24 +47,10 @@ fn main() -> Result<()> {
         scratch: cli.scratch,
         workers: cli.workers,
     };
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines().find_map(|l| {
-                l.strip_prefix("model name")
-                    .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
-            })
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, usize::from);
-    let profile = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
     let fs = fs_type(&options.scratch).unwrap_or_else(|| "?".into());
     println!(
-        "{cores} cores, {cpu}, {profile} build, pod dirs and caches in {} ({fs})",
+        "{}, pod dirs and caches in {} ({fs})",
+        wasmpod_bench::stats::machine(),
         options.scratch.display()
     );
     println!("load average before: {}", load_average());
