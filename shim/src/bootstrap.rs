@@ -48,6 +48,19 @@ static HOST_SETUP: Mutex<Option<HostSetup>> = Mutex::new(None);
 
 /// Runs the shim: what `main` does. Exits the process with 1 on a bootstrap error.
 pub fn run() {
+    let args: Vec<_> = std::env::args_os().collect();
+    if let Ok(flags) = containerd_shim::parse(args.get(1..).unwrap_or_default())
+        && flags.version
+    {
+        // As containerd's own shims answer `-v`.
+        println!(
+            "{}:\n  Version: {}",
+            env!("CARGO_PKG_NAME"),
+            env!("CARGO_PKG_VERSION")
+        );
+        println!("  Runtime: {RUNTIME_ID}");
+        return;
+    }
     let setup = prepare_host();
     *HOST_SETUP.lock().unwrap_or_else(PoisonError::into_inner) = Some(setup);
     let runtime = tokio::runtime::Builder::new_multi_thread()
