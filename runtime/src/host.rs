@@ -13,6 +13,7 @@
 mod cgroup;
 mod mountinfo;
 mod netns;
+mod rtnetlink;
 mod state;
 mod veth;
 
@@ -49,13 +50,13 @@ pub enum HostError {
     /// This machine has no cgroup2 hierarchy.
     #[error("no cgroup2 filesystem is mounted (see /proc/self/mountinfo)")]
     NoCgroup2,
-    /// A command failed.
-    #[error("{command}: {stderr}")]
-    Command {
-        /// The command.
-        command: String,
-        /// What it said.
-        stderr: String,
+    /// A route netlink request failed.
+    #[error("netlink: {what}: {source}")]
+    Netlink {
+        /// What was asked.
+        what: String,
+        /// The kernel's answer.
+        source: std::io::Error,
     },
 }
 

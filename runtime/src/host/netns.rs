@@ -99,6 +99,12 @@ impl NetNs {
     }
 }
 
+impl AsFd for NetNs {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
 fn open_ns(path: impl AsRef<Path>) -> Result<OwnedFd, HostError> {
     let path = path.as_ref();
     File::open(path)

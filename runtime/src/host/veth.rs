@@ -1,12 +1,11 @@
 //! A veth pair from the host to the pod's namespace, with link-local addresses, so a client on
-//! the host reaches the pod at its pod IP (`--pod-ip`). Made with iproute2's `ip`.
+//! the host reaches the pod at its pod IP (`--pod-ip`). Made over route netlink.
 
-use std::io::Write as _;
 use std::net::Ipv4Addr;
-use std::process::{Command, Stdio};
 
 use super::HostError;
 use super::netns::NetNs;
+use super::rtnetlink::Rtnetlink;
 
 /// The pod's address and the host end's, in one /30 of 169.254.0.0/16.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,31 +45,36 @@ pub struct Veth {
     name: String,
 }
 
+/// The pod's end, in its namespace.
+const POD_END: &str = "eth0";
+/// Both ends' prefix length: the pair is a /30.
+const PREFIX: u8 = 30;
+
 impl Veth {
-    /// Creates `name` on the host and `eth0` in `netns`, addressed and up.
+    /// Creates `name` on the host and `eth0` in `netns`, addressed and up. On an error nothing
+    /// is left.
     pub fn create(name: &str, netns: &NetNs, ip: PodIp) -> Result<Veth, HostError> {
-        ip_batch(
-            &format!(
-                "link add {name} type veth peer name eth0 netns {ns}\n\
-                 addr add {host}/30 dev {name}\n\
-                 link set {name} up\n",
-                ns = netns.proc_path(),
-                host = ip.host,
-            ),
-            None,
-        )
-        .inspect_err(|_| {
-            // The pair may exist if a later command failed.
-            let _ = delete(name);
-        })?;
+        let mut host = Rtnetlink::open()?;
+        host.add_veth(name, POD_END, netns)?;
         let veth = Veth {
             name: name.to_owned(),
         };
-        ip_batch(
-            &format!("addr add {}/30 dev eth0\nlink set eth0 up\n", ip.pod),
-            Some(netns),
-        )?;
-        Ok(veth)
+        let mut configure = || -> Result<(), HostError> {
+            let index = host.index(name)?;
+            host.add_address(index, ip.host, PREFIX)?;
+            host.set_up(index)?;
+            let mut pod = Rtnetlink::open_in(netns)?;
+            let index = pod.index(POD_END)?;
+            pod.add_address(index, ip.pod, PREFIX)?;
+            pod.set_up(index)
+        };
+        match configure() {
+            Ok(()) => Ok(veth),
+            Err(error) => {
+                let _ = veth.delete();
+                Err(error)
+            }
+        }
     }
 
     /// The host end's name.
@@ -86,49 +90,7 @@ impl Veth {
 
 /// Deletes veth `name` if it exists.
 pub fn delete(name: &str) -> Result<(), HostError> {
-    if std::path::Path::new("/sys/class/net").join(name).exists() {
-        ip_batch(&format!("link del {name}\n"), None)?;
-    }
-    Ok(())
-}
-
-/// Runs `ip -batch -` with `commands`, in `netns` when given (from a thread that entered it, so
-/// the child is born there).
-fn ip_batch(commands: &str, netns: Option<&NetNs>) -> Result<(), HostError> {
-    let run = || -> Result<(), HostError> {
-        if let Some(netns) = netns {
-            netns.enter()?;
-        }
-        let mut child = Command::new("ip")
-            .args(["-batch", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| HostError::io("run", "ip", e))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(commands.as_bytes())
-                .map_err(|e| HostError::io("write to", "ip", e))?;
-        }
-        let output = child
-            .wait_with_output()
-            .map_err(|e| HostError::io("wait for", "ip", e))?;
-        if !output.status.success() {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            return Err(HostError::Command {
-                command: format!("ip -batch: {}", commands.trim().replace('\n', "; ")),
-                stderr: stderr.trim().replace('\n', "; "),
-            });
-        }
-        Ok(())
-    };
-    match netns {
-        // A thread of its own enters the namespace, so the caller's thread stays put.
-        Some(_) => std::thread::scope(|scope| scope.spawn(run).join())
-            .map_err(|_| HostError::io("run", "ip", std::io::Error::other("thread panicked")))?,
-        None => run(),
-    }
+    Rtnetlink::open()?.delete(name).map(drop)
 }
 
 #[cfg(test)]
