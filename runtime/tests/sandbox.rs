@@ -33,6 +33,15 @@ fn container(name: &str, module: &str, args: &[&str]) -> ContainerConfig {
     ContainerConfig::new(spec, 0)
 }
 
+/// A sandbox without volumes in a temporary directory (removed when the guard drops).
+async fn empty_sandbox() -> (tempfile::TempDir, Sandbox) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sandbox = Sandbox::create(&engine(), sandbox_config(dir.path(), vec![]))
+        .await
+        .expect("sandbox");
+    (dir, sandbox)
+}
+
 async fn run_to_end(sandbox: &Sandbox, config: ContainerConfig) -> wasmpod::ExitStatus {
     let name = config.spec.name.clone();
     sandbox.create_container(config).await.expect("create");
@@ -54,11 +63,7 @@ fn stdout_of(status: &wasmpod::ContainerStatus) -> Vec<String> {
 
 #[tokio::test]
 async fn module_and_component_run_in_one_sandbox_and_log_separately() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let engine = engine();
-    let sandbox = Sandbox::create(&engine, sandbox_config(dir.path(), vec![]))
-        .await
-        .expect("sandbox");
+    let (_dir, sandbox) = empty_sandbox().await;
     for (name, module) in [("p1", guests::STDERR_P1), ("p2", guests::STDERR_P2)] {
         let exit = run_to_end(&sandbox, container(name, module, &[])).await;
         assert_eq!(exit.code, 0, "{name}: {exit:?}");
@@ -81,11 +86,7 @@ async fn module_and_component_run_in_one_sandbox_and_log_separately() {
 
 #[tokio::test]
 async fn exit_codes_traps_and_panics_are_the_containers_own() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let engine = engine();
-    let sandbox = Sandbox::create(&engine, sandbox_config(dir.path(), vec![]))
-        .await
-        .expect("sandbox");
+    let (_dir, sandbox) = empty_sandbox().await;
     let exit = run_to_end(&sandbox, container("exit3", guests::EXIT_P1, &["3"])).await;
     assert_eq!((exit.code, exit.reason), (3, ExitReason::Error));
     // wasip2 commands can only report success or failure.
@@ -111,11 +112,7 @@ async fn exit_codes_traps_and_panics_are_the_containers_own() {
 
 #[tokio::test]
 async fn lifecycle_transitions_are_guarded() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let engine = engine();
-    let sandbox = Sandbox::create(&engine, sandbox_config(dir.path(), vec![]))
-        .await
-        .expect("sandbox");
+    let (_dir, sandbox) = empty_sandbox().await;
     sandbox
         .create_container(container("sleeper", guests::SLEEP_P1, &["60000"]))
         .await
@@ -153,11 +150,7 @@ async fn lifecycle_transitions_are_guarded() {
 
 #[tokio::test]
 async fn a_spinning_guest_is_killed_and_does_not_starve_its_neighbour() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let engine = engine();
-    let sandbox = Sandbox::create(&engine, sandbox_config(dir.path(), vec![]))
-        .await
-        .expect("sandbox");
+    let (_dir, sandbox) = empty_sandbox().await;
     sandbox
         .create_container(container("spin", guests::SPIN_P1, &[]))
         .await

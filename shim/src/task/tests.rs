@@ -153,6 +153,16 @@ impl Fixture {
         }
     }
 
+    /// A fixture with sandbox `sb` started and container `c1` (`/app.wasm`) created in it.
+    async fn with_pod() -> Self {
+        let f = Fixture::new();
+        f.create_sandbox("sb").await;
+        f.create_container("c1", Some("sb"), "/app.wasm")
+            .await
+            .expect("create c1");
+        f
+    }
+
     fn stub(&self) -> &Stub {
         self.service.runtime()
     }
@@ -334,11 +344,7 @@ async fn the_sandbox_runs_as_the_shim_until_killed() {
 
 #[tokio::test]
 async fn a_container_runs_in_the_sandbox_and_reports_its_exit_code() {
-    let mut f = Fixture::new();
-    f.create_sandbox("sb").await;
-    f.create_container("c1", Some("sb"), "/app.wasm")
-        .await
-        .expect("create");
+    let mut f = Fixture::with_pod().await;
     assert_eq!(f.status("c1"), Status::CREATED);
     f.service.start(start_request("c1")).await.expect("start");
     assert_eq!(f.status("c1"), Status::RUNNING);
@@ -377,11 +383,7 @@ async fn a_container_runs_in_the_sandbox_and_reports_its_exit_code() {
 
 #[tokio::test]
 async fn sigterm_asks_for_a_graceful_stop_and_sigkill_hard_stops() {
-    let f = Fixture::new();
-    f.create_sandbox("sb").await;
-    f.create_container("c1", Some("sb"), "/app.wasm")
-        .await
-        .expect("create");
+    let f = Fixture::with_pod().await;
     f.service.start(start_request("c1")).await.expect("start");
     f.service.kill(kill_request("c1", 15)).expect("SIGTERM");
     // The graceful stop runs as its own task.
@@ -409,11 +411,7 @@ async fn sigterm_asks_for_a_graceful_stop_and_sigkill_hard_stops() {
 
 #[tokio::test]
 async fn killing_the_sandbox_kills_its_running_containers() {
-    let f = Fixture::new();
-    f.create_sandbox("sb").await;
-    f.create_container("c1", Some("sb"), "/app.wasm")
-        .await
-        .expect("create");
+    let f = Fixture::with_pod().await;
     f.service.start(start_request("c1")).await.expect("start");
     f.service.kill(kill_request("sb", 9)).expect("kill sandbox");
     assert_eq!(f.wait("c1").await, 137);
@@ -430,11 +428,7 @@ async fn sigterm_to_the_sandbox_ends_it_like_pause() {
 
 #[tokio::test]
 async fn an_oom_is_published_before_the_exit() {
-    let mut f = Fixture::new();
-    f.create_sandbox("sb").await;
-    f.create_container("c1", Some("sb"), "/app.wasm")
-        .await
-        .expect("create");
+    let mut f = Fixture::with_pod().await;
     f.service.start(start_request("c1")).await.expect("start");
     f.stub().end(
         "c1",
@@ -513,11 +507,7 @@ async fn a_failed_create_leaves_the_sandbox_as_it_was() {
 
 #[tokio::test]
 async fn bad_transitions_and_unsupported_calls_are_refused_with_their_codes() {
-    let f = Fixture::new();
-    f.create_sandbox("sb").await;
-    f.create_container("c1", Some("sb"), "/app.wasm")
-        .await
-        .expect("create");
+    let f = Fixture::with_pod().await;
     let twice = f
         .create_container("c1", Some("sb"), "/app.wasm")
         .await
@@ -568,11 +558,7 @@ async fn bad_transitions_and_unsupported_calls_are_refused_with_their_codes() {
 
 #[tokio::test]
 async fn stats_are_cgroup_v2_metrics() {
-    let f = Fixture::new();
-    f.create_sandbox("sb").await;
-    f.create_container("c1", Some("sb"), "/app.wasm")
-        .await
-        .expect("create");
+    let f = Fixture::with_pod().await;
     for (id, usec, memory) in [("c1", 3000, 1 << 20), ("sb", 7000, 5 << 20)] {
         let stats = f
             .service
