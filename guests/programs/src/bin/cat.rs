@@ -1,9 +1,10 @@
 //! `cat [--wait-ms N] PATH...`: prints each file's contents to stdout.
 //!
 //! With `--wait-ms N` (which must come first), a file that does not exist
-//! yet is polled for every 10 ms until it appears or `N` milliseconds have
-//! passed since the guest started; this lets tests wait for a file written
-//! by another container. On error prints `cat PATH: <error>` to stderr and
+//! yet, or is still empty, is polled for every 10 ms until it has contents
+//! or `N` milliseconds have passed since the guest started; this lets tests
+//! wait for a file written by another container (which creates the file
+//! before it writes to it). On error prints `cat PATH: <error>` to stderr and
 //! exits 1; bad usage exits 2.
 
 use std::io::{ErrorKind, Write as _};
@@ -27,12 +28,15 @@ fn main() {
     let mut stdout = std::io::stdout().lock();
     for path in args {
         let contents = loop {
-            match std::fs::read(&path) {
-                Err(e) if e.kind() == ErrorKind::NotFound && Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                other => break other,
+            let read = std::fs::read(&path);
+            let waiting = match &read {
+                Err(e) => e.kind() == ErrorKind::NotFound,
+                Ok(bytes) => bytes.is_empty(),
+            };
+            if !waiting || Instant::now() >= deadline {
+                break read;
             }
+            std::thread::sleep(Duration::from_millis(10));
         };
         let result = contents.and_then(|bytes| stdout.write_all(&bytes));
         if let Err(e) = result {
