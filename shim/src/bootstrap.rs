@@ -94,8 +94,7 @@ fn prepare_host() -> HostSetup {
     if !flags.action.is_empty() || flags.socket.is_empty() {
         return Ok(None);
     }
-    let socket = flags.socket.trim_start_matches("unix://");
-    if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+    if serving(&flags.socket) {
         // The pod's shim runs already (this process only hands containerd its address).
         return Ok(None);
     }
@@ -134,6 +133,11 @@ pub fn host_config(sandbox: &SandboxRequest) -> (HostConfig, String) {
         pod_ip: None,
     };
     (config, name)
+}
+
+/// Whether a shim serves at `address` (`unix://PATH`).
+fn serving(address: &str) -> bool {
+    std::os::unix::net::UnixStream::connect(address.trim_start_matches("unix://")).is_ok()
 }
 
 /// The directory of namespace `namespace`'s pods.
@@ -180,7 +184,14 @@ impl Shim for WasmpodShim {
     async fn start_shim(&mut self, opts: StartOpts) -> Result<String, Error> {
         let bundle = std::env::current_dir().map_err(|e| Error::Other(e.to_string()))?;
         let grouping = bundle::grouping(&opts.id, &bundle);
-        let address = containerd_shim::spawn(opts, &grouping, Vec::new()).await?;
+        let address = containerd_shim::socket_address(&opts.address, &opts.namespace, &grouping);
+        let address = if serving(&address) {
+            // The pod's shim runs: hand containerd its address, as containerd's own shims do,
+            // instead of spawning a server that would find the socket taken and exit.
+            address
+        } else {
+            containerd_shim::spawn(opts, &grouping, Vec::new()).await?
+        };
         // `delete` reads it to tell whether the shim still runs.
         std::fs::write(bundle.join("address"), &address)
             .map_err(|e| Error::Other(format!("write address: {e}")))?;
@@ -266,7 +277,7 @@ fn cleanup_dead_task(namespace: &str, id: &str, bundle: &Path) {
     }
     let address = std::fs::read_to_string(bundle.join("address")).unwrap_or_default();
     let socket = address.trim().trim_start_matches("unix://");
-    if !socket.is_empty() && std::os::unix::net::UnixStream::connect(socket).is_ok() {
+    if !socket.is_empty() && serving(socket) {
         // The pod's shim still serves its other tasks.
         return;
     }
