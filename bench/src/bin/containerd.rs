@@ -91,21 +91,19 @@ fn main() {
 
     // Idle memory: one pod alone on the node, then each of two. The binary's pages a shim
     // touched are private to it while it is the only shim; a second shim shares them.
-    let settle = || std::thread::sleep(Duration::from_secs(2));
+    // Each shim's private RSS once the pods have sat idle for a moment.
+    let idle_shims = || {
+        std::thread::sleep(Duration::from_secs(2));
+        containerd
+            .shim_pids()
+            .into_iter()
+            .map(private_rss)
+            .collect::<Vec<_>>()
+    };
     let first = run_pod("idle-1");
-    settle();
-    let alone = containerd
-        .shim_pids()
-        .into_iter()
-        .map(private_rss)
-        .collect::<Vec<_>>();
+    let alone = idle_shims();
     let second = run_pod("idle-2");
-    settle();
-    let two = containerd
-        .shim_pids()
-        .into_iter()
-        .map(private_rss)
-        .collect::<Vec<_>>();
+    let two = idle_shims();
     for pod in [first, second] {
         cri.stop_pod(&pod);
         cri.remove_pod(&pod);
