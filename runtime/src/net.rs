@@ -3,8 +3,8 @@
 //! In Kubernetes every container of a pod shares one network stack: a sidecar reaches its app
 //! on `127.0.0.1:PORT`, and two containers cannot bind the same port. wasmpod gives each pod
 //! such a stack without the kernel. A [`Network`] belongs to one sandbox; each container's
-//! store gets a handle to it, and `wasi:sockets/tcp` + `tcp-create-socket` are served by this
-//! module (registered over wasmtime-wasi's, which still serve everything else):
+//! store gets a handle to it, and `wasi:sockets/tcp`, `tcp-create-socket` and
+//! `ip-name-lookup` are served by this module (registered over wasmtime-wasi's, which still serve everything else):
 //!
 //! - **Loopback** (127.0.0.0/8, `::1`) is virtual: binds take ports in the pod's port table
 //!   (`address-in-use` when any container of the pod holds a conflicting one; ephemeral ports
@@ -18,6 +18,9 @@
 //!   privileges), the socket stays virtual only and a warning is logged.
 //! - **Every other address** is handed to wasmtime-wasi's real implementation, subject to the
 //!   [`NetworkPolicy`].
+//! - **Names** (`wasi:sockets/ip-name-lookup`): `localhost` is the pod's loopback under every
+//!   policy, as a container's `/etc/hosts` has it; other names go to the host's resolver
+//!   unless the policy is [`NetworkPolicy::PodOnly`].
 //!
 //! Flow control: each direction of a connection buffers at most
 //! [`NetworkConfig::buffer_size`] bytes; a writer ahead of its reader waits. Each container
@@ -35,6 +38,7 @@
 mod bindings;
 mod host;
 mod listen;
+mod lookup;
 mod pipe;
 mod ports;
 mod socket;
@@ -65,8 +69,8 @@ pub enum NetworkPolicy {
     #[default]
     Pod,
     /// Only the pod: connections to addresses outside it, UDP sends and name lookups are denied
-    /// (`access-denied`; a lookup fails, even of `localhost`). Listening on a wildcard address
-    /// still accepts clients from outside.
+    /// (`access-denied`), except of `localhost`, the pod's own loopback. Listening on a
+    /// wildcard address still accepts clients from outside.
     PodOnly,
 }
 
@@ -247,14 +251,13 @@ impl Network {
     }
 
     /// Lets the WASI context use real sockets as the policy says: TCP and UDP through
-    /// wasmtime-wasi for everything this module does not serve, name lookups unless
-    /// [`NetworkPolicy::PodOnly`].
+    /// wasmtime-wasi for everything this module does not serve. (Name lookups are served
+    /// here, see `lookup`.)
     pub(crate) fn configure_wasi(&self, builder: &mut WasiCtxBuilder) {
         let policy = self.inner.config.policy;
         builder
             .allow_tcp(true)
             .allow_udp(true)
-            .allow_ip_name_lookup(policy == NetworkPolicy::Pod)
             .socket_addr_check(move |addr, what| {
                 let allowed = policy.allows(addr, what);
                 Box::pin(async move { allowed })
@@ -327,13 +330,14 @@ impl HasData for VirtualTcp {
     type Data<'a> = NetView<'a>;
 }
 
-/// Registers `wasi:sockets/tcp` and `tcp-create-socket`. Call it after wasmtime-wasi's
+/// Registers `wasi:sockets/tcp`, `tcp-create-socket` and `ip-name-lookup`. Call it after wasmtime-wasi's
 /// `add_to_linker_async`, with shadowing allowed, to replace wasmtime-wasi's versions.
 pub(crate) fn add_to_linker<T: NetworkView + 'static>(
     linker: &mut Linker<T>,
 ) -> wasmtime::Result<()> {
     bindings::tcp::add_to_linker::<T, VirtualTcp>(linker, T::network)?;
     bindings::tcp_create_socket::add_to_linker::<T, VirtualTcp>(linker, T::network)?;
+    bindings::ip_name_lookup::add_to_linker::<T, VirtualTcp>(linker, T::network)?;
     Ok(())
 }
 

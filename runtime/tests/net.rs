@@ -491,6 +491,19 @@ async fn pod_only_keeps_guests_in_the_pod() {
         .run("in", guests::TCP_P2, &["connect", "127.0.0.1:7000"])
         .await;
     assert!(exit.success(), "{out:?}");
+    // `localhost` is the pod itself: it resolves without a resolver, under this policy too.
+    pod.start("named", guests::TCP_P2, &["listen", "127.0.0.1:7001"])
+        .await;
+    pod.line("named", "listening on").await;
+    let (exit, out) = pod
+        .run("by-name", guests::TCP_P2, &["connect", "localhost:7001"])
+        .await;
+    assert!(exit.success(), "{out:?}");
+    let (exit, out) = pod
+        .run("elsewhere", guests::TCP_P2, &["connect", "example.com:80"])
+        .await;
+    assert!(!exit.success(), "{out:?}");
+    assert!(out[0].starts_with("connect example.com:80: "), "{out:?}");
     pod.delete().await;
 }
 
