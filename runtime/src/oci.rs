@@ -257,24 +257,15 @@ pub fn read_module(archive: &Path) -> Result<Vec<u8>, OciError> {
         path: archive.to_owned(),
         source,
     })?;
-    let mut blobs = BTreeMap::new();
-    let mut entries = tar::Archive::new(file);
     let read_error = |source| OciError::Io {
         op: "read",
         path: archive.to_owned(),
         source,
     };
-    for entry in entries.entries().map_err(read_error)? {
-        let mut entry = entry.map_err(read_error)?;
-        let path = entry
-            .path()
-            .map_err(read_error)?
-            .to_string_lossy()
-            .into_owned();
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).map_err(read_error)?;
-        blobs.insert(path.trim_start_matches("./").to_owned(), bytes);
-    }
+    let blobs: BTreeMap<String, Vec<u8>> = tar_files(file, |_| true)
+        .map_err(read_error)?
+        .into_iter()
+        .collect();
     let json = |path: &str| -> Result<serde_json::Value, OciError> {
         let bytes = blobs
             .get(path)
@@ -307,24 +298,35 @@ pub fn read_module(archive: &Path) -> Result<Vec<u8>, OciError> {
         .ok_or_else(|| invalid("the image has neither a Wasm layer nor an entrypoint".into()))?;
     let wanted = entrypoint.trim_start_matches('/');
     for layer in layers.iter().rev() {
-        let mut files = tar::Archive::new(blob(&layer["digest"])?.as_slice());
-        for entry in files.entries().map_err(read_error)? {
-            let mut entry = entry.map_err(read_error)?;
-            let path = entry
-                .path()
-                .map_err(read_error)?
-                .to_string_lossy()
-                .into_owned();
-            if path.trim_start_matches("./").trim_start_matches('/') == wanted {
-                let mut bytes = Vec::new();
-                entry.read_to_end(&mut bytes).map_err(read_error)?;
-                return Ok(bytes);
-            }
+        let found = tar_files(blob(&layer["digest"])?.as_slice(), |path| path == wanted)
+            .map_err(read_error)?;
+        if let Some((_, bytes)) = found.into_iter().next() {
+            return Ok(bytes);
         }
     }
     Err(invalid(format!(
         "the entrypoint {entrypoint:?} is in no layer"
     )))
+}
+
+/// The files of tar stream `reader` whose paths (without a leading `./` or `/`) `wanted`
+/// accepts, with their contents, in the order they appear.
+fn tar_files(
+    reader: impl Read,
+    mut wanted: impl FnMut(&str) -> bool,
+) -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    let mut files = Vec::new();
+    for entry in tar::Archive::new(reader).entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.to_string_lossy().into_owned();
+        let path = path.trim_start_matches("./").trim_start_matches('/');
+        if wanted(path) {
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes)?;
+            files.push((path.to_owned(), bytes));
+        }
+    }
+    Ok(files)
 }
 
 /// Completes an image reference as Docker does: `hello` → `docker.io/library/hello:latest`,
