@@ -115,6 +115,9 @@ pub struct Image {
     pub architecture: String,
     /// The config's `Labels`.
     pub labels: BTreeMap<String, String>,
+    /// When set, the image's one layer is this module itself, of media type
+    /// [`LAYER_WASM_COMPONENT`], as Wasm OCI tooling writes it, instead of a tar of `files`.
+    pub module_layer: Option<Vec<u8>>,
 }
 
 impl Image {
@@ -127,6 +130,7 @@ impl Image {
             os: "linux".into(),
             architecture: go_arch().into(),
             labels: BTreeMap::new(),
+            module_layer: None,
         })
     }
 
@@ -157,6 +161,16 @@ impl Image {
         Ok(image)
     }
 
+    /// The image of the module at `module` as Wasm OCI tooling ships one: the module is the
+    /// layer (no rootfs), `wasm` its architecture, its file name the entrypoint.
+    pub fn wasm_layer(module: &Path, name: &str) -> Result<Image, OciError> {
+        let mut image = Image::wasm(module, name)?;
+        image.module_layer = image.files.pop().map(|file| file.contents);
+        image.os = "wasip1".into();
+        image.architecture = "wasm".into();
+        Ok(image)
+    }
+
     /// Adds a file to the layer.
     pub fn file(mut self, path: &str, contents: impl Into<Vec<u8>>, mode: u32) -> Self {
         self.files.push(ImageFile {
@@ -183,7 +197,10 @@ impl Image {
                 source,
             }
         };
-        let layer = self.layer().map_err(io("build layer"))?;
+        let (layer, layer_type) = match &self.module_layer {
+            Some(module) => (module.clone(), LAYER_WASM_COMPONENT),
+            None => (self.layer().map_err(io("build layer"))?, LAYER_TAR),
+        };
         let layer_digest = digest(&layer);
         let mut config = json!({
             "architecture": self.architecture,
@@ -200,7 +217,7 @@ impl Image {
             "schemaVersion": 2,
             "mediaType": MANIFEST,
             "config": descriptor(CONFIG, &config),
-            "layers": [descriptor(LAYER_TAR, &layer)],
+            "layers": [descriptor(layer_type, &layer)],
         });
         let manifest =
             serde_json::to_vec(&manifest).map_err(|e| io("encode manifest")(e.into()))?;

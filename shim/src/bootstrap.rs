@@ -30,6 +30,7 @@ use wasmpod::{Engine, EngineConfig};
 
 use crate::bundle::{self, SandboxRequest, TaskKind};
 use crate::events;
+use crate::layers::ContentStore;
 use crate::runtime::{HostSetup, WasmpodRuntime};
 use crate::task::{EXIT_SIGKILL, TaskService};
 
@@ -163,6 +164,8 @@ fn cache_dir() -> PathBuf {
 #[derive(Debug)]
 pub struct WasmpodShim {
     namespace: String,
+    /// containerd's gRPC socket.
+    address: String,
     id: String,
     debug: bool,
     shutdown: CancellationToken,
@@ -175,6 +178,7 @@ impl Shim for WasmpodShim {
     async fn new(_runtime_id: &str, args: &Flags, _config: &mut Config) -> Self {
         WasmpodShim {
             namespace: args.namespace.clone(),
+            address: args.address.clone(),
             id: args.id.clone(),
             debug: args.debug,
             shutdown: CancellationToken::new(),
@@ -232,7 +236,11 @@ impl Shim for WasmpodShim {
                 std::process::exit(1);
             }
         };
-        let runtime = WasmpodRuntime::new(engine, state_root(&self.namespace), host_setup);
+        let content = (!self.address.is_empty()).then(|| ContentStore {
+            address: self.address.trim_start_matches("unix://").to_owned(),
+            namespace: self.namespace.clone(),
+        });
+        let runtime = WasmpodRuntime::new(engine, state_root(&self.namespace), host_setup, content);
         let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(events::forward(
             publisher,

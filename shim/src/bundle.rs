@@ -5,7 +5,8 @@
 //! from the `io.kubernetes.cri.sandbox-*` annotations, the network namespace path from
 //! `linux.namespaces`, the cgroup from `linux.cgroupsPath`); its pause binary never runs.
 //! Every other container is a Wasm container: `process.args[0]` names its module, relative to the
-//! rootfs; `process.args`, `env` and `cwd` are what the guest sees; bind mounts of directories
+//! rootfs (when the rootfs has no such file, the image's Wasm OCI layer is the module: see
+//! [`crate::layers`]); `process.args`, `env` and `cwd` are what the guest sees; bind mounts of directories
 //! become preopened volumes (that is how kubelet hands over emptyDir, hostPath, configMap...);
 //! `linux.resources` gives the memory and CPU limits. A container without CRI annotations
 //! (`ctr run`) is a pod of its own.

@@ -35,8 +35,11 @@ pub enum TaskError {
         /// What is wrong, lowercase.
         message: String,
     },
-    /// The module `process.args[0]` names is not in the container's rootfs.
-    #[error("container {id:?}: module {module:?} not found in the image (looked at {path})")]
+    /// The module `process.args[0]` names is not in the container's rootfs, and its image has
+    /// no Wasm layer.
+    #[error(
+        "container {id:?}: module {module:?} not found in the image (looked at {path}, and for a Wasm layer)"
+    )]
     ModuleNotFound {
         /// The task (container) id.
         id: String,

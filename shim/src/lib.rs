@@ -16,12 +16,14 @@
 //! - [`runtime`]: the real runtime over wasmpod, stdio FIFOs, rootfs mounts;
 //! - [`bundle`]: a bundle's OCI spec → sandbox or container requests;
 //! - [`events`]: task events published to containerd;
+//! - [`layers`]: modules shipped as Wasm OCI layers, read from containerd's content store;
 //! - [`error`]: errors and their one mapping onto ttrpc codes.
 
 pub mod bootstrap;
 pub mod bundle;
 pub mod error;
 pub mod events;
+pub mod layers;
 pub mod runtime;
 pub mod task;
 

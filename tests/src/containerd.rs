@@ -257,12 +257,25 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
     /// Writes `image` as an archive and imports it into `namespace`; returns its name.
     pub fn import(&self, namespace: &str, image: &wasmpod::oci::Image) -> String {
+        self.import_with(namespace, image, &[])
+    }
+
+    /// Imports `image` with `ctr images import` and extra `flags` (`--no-unpack`...).
+    pub fn import_with(
+        &self,
+        namespace: &str,
+        image: &wasmpod::oci::Image,
+        flags: &[&str],
+    ) -> String {
         let images = self.dir.path().join("images");
         std::fs::create_dir_all(&images).expect("images dir");
         let archive = images.join(format!("{}.tar", image.name.replace(['/', ':'], "_")));
         image.write_archive(&archive).expect("write image archive");
         let archive = archive.to_str().expect("utf-8 path");
-        let ran = self.ctr(namespace, &["images", "import", archive]);
+        let mut args = vec!["images", "import"];
+        args.extend_from_slice(flags);
+        args.push(archive);
+        let ran = self.ctr(namespace, &args);
         assert_eq!(ran.code, 0, "ctr images import: {ran:?}");
         image.name.clone()
     }

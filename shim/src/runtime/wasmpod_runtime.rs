@@ -16,6 +16,7 @@ use super::stdio::Sinks;
 use super::{PodRuntime, Stdio, Usage};
 use crate::bundle::{ContainerRequest, SandboxRequest};
 use crate::error::TaskError;
+use crate::layers::ContentStore;
 
 /// What the bootstrap made of the host layer for the pod, before any thread started:
 /// `Ok(None)` when the pod has none (a `ctr run` container, or an unprivileged shim).
@@ -27,6 +28,9 @@ pub struct WasmpodRuntime {
     engine: Engine,
     state_root: PathBuf,
     sinks: Arc<Sinks>,
+    /// Where modules shipped as Wasm OCI layers are read from (none in tests without
+    /// containerd).
+    content: Option<ContentStore>,
     inner: Mutex<Inner>,
 }
 
@@ -42,18 +46,57 @@ struct Inner {
 
 impl WasmpodRuntime {
     /// A runtime on `engine` keeping pod directories under `state_root`, with the host layer
-    /// the bootstrap prepared.
-    pub fn new(engine: Engine, state_root: PathBuf, host_setup: HostSetup) -> Self {
+    /// the bootstrap prepared, reading Wasm OCI layers from `content`.
+    pub fn new(
+        engine: Engine,
+        state_root: PathBuf,
+        host_setup: HostSetup,
+        content: Option<ContentStore>,
+    ) -> Self {
         WasmpodRuntime {
             engine,
             state_root,
             sinks: Arc::default(),
+            content,
             inner: Mutex::new(Inner {
                 host_setup: Some(host_setup),
                 host: None,
                 sandbox: None,
                 rootfs: HashMap::new(),
             }),
+        }
+    }
+
+    /// When container `id`'s image ships its module as a Wasm OCI layer, writes the module
+    /// into the pod's directory and returns its path.
+    async fn layer_module(&self, id: &str, sandbox: &Sandbox) -> Option<PathBuf> {
+        let layers = match self.content.as_ref()?.wasm_layers(id).await {
+            Ok(layers) => layers,
+            Err(error) => {
+                tracing::warn!(container = id, %error, "cannot read the image's Wasm layers");
+                return None;
+            }
+        };
+        if layers.len() > 1 {
+            tracing::warn!(
+                container = id,
+                layers = layers.len(),
+                "running the first Wasm layer"
+            );
+        }
+        let module = layers.into_iter().next()?;
+        let dir = sandbox.config().dir.join("modules");
+        let path = dir.join(format!("{id}.wasm"));
+        let written = async {
+            tokio::fs::create_dir_all(&dir).await?;
+            tokio::fs::write(&path, module).await
+        };
+        match written.await {
+            Ok(()) => Some(path),
+            Err(error) => {
+                tracing::warn!(container = id, %error, path = %path.display(), "cannot write the module");
+                None
+            }
         }
     }
 
@@ -140,19 +183,22 @@ impl PodRuntime for WasmpodRuntime {
             self.lock().rootfs.insert(id.clone(), rootfs_dir.to_owned());
         }
         let created = async {
-            if !container.spec.module.is_file() {
-                return Err(TaskError::ModuleNotFound {
-                    id: id.clone(),
-                    module: container.module_arg.clone(),
-                    path: container.spec.module.clone(),
-                });
+            let mut spec = container.spec.clone();
+            if !spec.module.is_file() {
+                spec.module = self.layer_module(&id, &sandbox).await.ok_or_else(|| {
+                    TaskError::ModuleNotFound {
+                        id: id.clone(),
+                        module: container.module_arg.clone(),
+                        path: container.spec.module.clone(),
+                    }
+                })?;
             }
             for volume in &container.volumes {
                 sandbox.add_volume(volume)?;
             }
             self.sinks.open(&id, stdio)?;
             sandbox
-                .create_container(ContainerConfig::new(container.spec.clone(), 0))
+                .create_container(ContainerConfig::new(spec, 0))
                 .await?;
             Ok(())
         }
