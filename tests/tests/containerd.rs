@@ -45,6 +45,29 @@ fn wait_no_shims(containerd: &Containerd) {
 }
 
 #[test]
+fn image_build_with_wasm_layer_ships_the_module_as_the_layer() {
+    let wasmpod = Wasmpod::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let archive = dir.path().join("layered.tar");
+    let built = wasmpod.cmd(&[
+        "image",
+        "build",
+        guests::HELLO_P2,
+        "-o",
+        archive.to_str().expect("utf-8 path"),
+        "--name",
+        "wasmpod.test/layered:1",
+        "--wasm-layer",
+    ]);
+    assert_eq!(built.code, 0, "{built:?}");
+    let module = std::fs::read(guests::HELLO_P2).expect("module");
+    assert!(
+        wasmpod::oci::read_module(&archive).expect("read back") == module,
+        "the layer is the module"
+    );
+}
+
+#[test]
 fn ctr_run_runs_a_module_from_an_imported_image_and_returns_its_exit_code() {
     let containerd = Containerd::start();
     // The image as a user builds it: `wasmpod image build`, then `ctr images import`.

@@ -82,6 +82,10 @@ enum ImageCommand {
         /// The image's name (`hello` means `docker.io/library/hello:latest`)
         #[arg(long)]
         name: String,
+        /// Ship the module as a Wasm OCI layer (the layer is the module, no rootfs) instead
+        /// of a file in a tar layer
+        #[arg(long)]
+        wasm_layer: bool,
     },
 }
 
@@ -184,9 +188,14 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             module,
             output,
             name,
+            wasm_layer,
         }) => {
-            let built = wasmpod::oci::Image::wasm(&module, &name)
-                .and_then(|image| Ok((image.write_archive(&output)?, image.name)));
+            let image = if wasm_layer {
+                wasmpod::oci::Image::wasm_layer(&module, &name)
+            } else {
+                wasmpod::oci::Image::wasm(&module, &name)
+            };
+            let built = image.and_then(|image| Ok((image.write_archive(&output)?, image.name)));
             match built {
                 Ok((digest, name)) => {
                     println!("{}: {name} ({digest})", output.display());
