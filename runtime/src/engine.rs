@@ -45,6 +45,9 @@ pub enum ImageError {
         /// The module's path.
         path: PathBuf,
     },
+    /// An OCI image archive whose module cannot be found or read.
+    #[error("{0}")]
+    Archive(#[from] crate::oci::OciError),
     /// wasmtime refused to compile or link it.
     #[error("{path}: {message}")]
     Compile {
@@ -62,6 +65,7 @@ impl ImageError {
                 ErrorKind::NotFound
             }
             ImageError::Read { .. } => ErrorKind::Internal,
+            ImageError::Archive(error) => error.kind(),
             ImageError::NotWasm { .. } | ImageError::Compile { .. } => ErrorKind::InvalidArgument,
         }
     }
@@ -295,12 +299,16 @@ impl FileIdentity {
     }
 }
 
-/// The bytes of the guest at `path` and its kind.
+/// The bytes of the guest at `path` and its kind. `path` is a module, a component, or an OCI
+/// image archive holding one (`wasmpod image build`'s output, `docker save` of a Wasm image).
 fn read_wasm(path: &Path) -> Result<(Vec<u8>, ImageKind), ImageError> {
-    let wasm = std::fs::read(path).map_err(|source| ImageError::Read {
+    let mut wasm = std::fs::read(path).map_err(|source| ImageError::Read {
         path: path.to_owned(),
         source,
     })?;
+    if crate::oci::is_tar(&wasm) {
+        wasm = crate::oci::module_in_archive(&wasm, path)?;
+    }
     let kind = ImageKind::detect(&wasm, path)?;
     Ok((wasm, kind))
 }

@@ -265,21 +265,31 @@ impl Image {
 /// Reads the module an image archive holds: the manifest's Wasm layer, or else the file its
 /// entrypoint names in its rootfs layers. Returns the module's bytes.
 pub fn read_module(archive: &Path) -> Result<Vec<u8>, OciError> {
+    let bytes = std::fs::read(archive).map_err(|source| OciError::Io {
+        op: "read",
+        path: archive.to_owned(),
+        source,
+    })?;
+    module_in_archive(&bytes, archive)
+}
+
+/// Whether `bytes` start like a tar archive (the `ustar` magic of POSIX and GNU tar).
+pub fn is_tar(bytes: &[u8]) -> bool {
+    bytes.get(257..262) == Some(b"ustar")
+}
+
+/// [`read_module`] of an archive already read; `archive` names it in errors.
+pub fn module_in_archive(bytes: &[u8], archive: &Path) -> Result<Vec<u8>, OciError> {
     let invalid = |message: String| OciError::Invalid {
         path: archive.to_owned(),
         message,
     };
-    let file = std::fs::File::open(archive).map_err(|source| OciError::Io {
-        op: "open",
-        path: archive.to_owned(),
-        source,
-    })?;
     let read_error = |source| OciError::Io {
         op: "read",
         path: archive.to_owned(),
         source,
     };
-    let blobs: BTreeMap<String, Vec<u8>> = tar_files(file, |_| true)
+    let blobs: BTreeMap<String, Vec<u8>> = tar_files(bytes, |_| true)
         .map_err(read_error)?
         .into_iter()
         .collect();
@@ -297,6 +307,9 @@ pub fn read_module(archive: &Path) -> Result<Vec<u8>, OciError> {
     };
     let index = json("index.json")?;
     let manifest_digest = &index["manifests"][0]["digest"];
+    if !manifest_digest.is_string() {
+        return Err(invalid("index.json lists no image manifest".into()));
+    }
     let manifest: serde_json::Value = serde_json::from_slice(blob(manifest_digest)?)
         .map_err(|e| invalid(format!("manifest: {e}")))?;
     let layers = manifest["layers"].as_array().cloned().unwrap_or_default();

@@ -349,3 +349,70 @@ fn the_readme_demo_pod_shares_network_and_volume() {
     );
     assert_eq!(out.json()["phase"], "Succeeded");
 }
+
+#[test]
+fn an_image_archive_runs_as_its_module() {
+    let wasmpod = Wasmpod::new();
+    // The archives `wasmpod image build` writes: the module as a rootfs file, and as the
+    // layer itself; `docker save`/`ctr export` archives have the same layout.
+    let mut images = Vec::new();
+    for (name, module, flags) in [
+        ("rootfs.tar", guests::EXIT_P1, &[][..]),
+        ("layer.tar", guests::EXIT_P2, &["--wasm-layer"][..]),
+    ] {
+        let archive = wasmpod.manifest(name, "");
+        let archive = archive.to_str().expect("utf-8 path").to_owned();
+        let mut args = vec!["image", "build", module, "-o", &archive, "--name", "t"];
+        args.extend_from_slice(flags);
+        let built = wasmpod.cmd(&args);
+        assert_eq!(built.code, 0, "{}", built.stderr);
+        images.push(archive);
+    }
+    let manifest = format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: archives}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: rootfs
+    image: {rootfs}
+    args: ["3"]
+  - name: layer
+    image: {layer}
+    args: ["0"]
+"#,
+        rootfs = images[0],
+        layer = images[1],
+    );
+    let out = wasmpod.run_json(&manifest, &[]);
+    assert_eq!(out.code, 1, "exit 3 fails the pod: {}", out.stderr);
+    let status = out.json();
+    assert_eq!(terminated(&status, "rootfs"), (3, "Error".into()));
+    assert_eq!(terminated(&status, "layer"), (0, "Completed".into()));
+
+    // An archive that holds no module is bad input, named.
+    let empty = wasmpod.manifest("empty.tar", "");
+    let mut builder = tar::Builder::new(std::fs::File::create(&empty).expect("create"));
+    let mut header = tar::Header::new_ustar();
+    header.set_size(2);
+    builder
+        .append_data(&mut header, "index.json", &b"{}"[..])
+        .expect("append");
+    builder.finish().expect("finish");
+    drop(builder);
+    let bad = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: bad}}\nspec:\n  containers:\n  - name: c\n    image: {}\n",
+        empty.display()
+    );
+    let out = wasmpod.run_json(&bad, &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("empty.tar: index.json lists no image manifest"),
+        "{}",
+        out.stderr
+    );
+}
