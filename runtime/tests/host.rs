@@ -5,45 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use wasmpod::host::{self, CgroupLimits, HostConfig, HostLayer, NetnsMode, PodIp};
+use wasmpod_tests::cgroup::CgroupParent as Parent;
 
 /// The tests count the process's fds: they run one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// A cgroup parent of this test's own, removed at the end.
-struct Parent {
-    relative: PathBuf,
-    absolute: PathBuf,
-}
-
-impl Parent {
-    fn new(test: &str) -> Parent {
-        assert!(host::privileged(), "the host layer tests need root");
-        let mount = host::this_cgroup2_mount().expect("a cgroup2 mount");
-        let relative = PathBuf::from(format!("wasmpod-test-{test}-{}", std::process::id()));
-        Parent {
-            absolute: mount.join(&relative),
-            relative,
-        }
-    }
-
-    fn children(&self) -> Vec<PathBuf> {
-        std::fs::read_dir(&self.absolute)
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.is_dir())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Parent {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.absolute);
-    }
-}
 
 fn count_lines(command: &str, args: &[&str]) -> usize {
     let out = std::process::Command::new(command)
@@ -83,7 +48,7 @@ fn a_thousand_create_destroy_cycles_leave_nothing_behind() {
         .count();
     for i in 0..1000 {
         let config = HostConfig {
-            cgroup_parent: Some(parent.relative.clone()),
+            cgroup_parent: Some(PathBuf::from(&parent.relative)),
             limits: CgroupLimits {
                 memory_max: Some(64 << 20),
                 cpu_max_millis: Some(500),
@@ -123,7 +88,7 @@ fn setup_failing_halfway_leaves_nothing_behind() {
     let state = tempfile::tempdir().expect("tempdir");
     let record = state.path().join(host::STATE_FILE);
     let config = HostConfig {
-        cgroup_parent: Some(parent.relative.clone()),
+        cgroup_parent: Some(PathBuf::from(&parent.relative)),
         limits: CgroupLimits::default(),
         netns: NetnsMode::Path(Path::new("/nonexistent/netns").to_owned()),
         pod_ip: None,

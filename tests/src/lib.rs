@@ -1,6 +1,7 @@
 //! Helpers for wasmpod's end-to-end tests: run the `wasmpod` binary as a user does, on
 //! manifests written into a temp dir, with private state and cache directories.
 
+pub mod cgroup;
 pub mod containerd;
 
 use std::path::{Path, PathBuf};

@@ -5,48 +5,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use wasmpod_guests as guests;
+use wasmpod_tests::cgroup::CgroupParent as Parent;
 use wasmpod_tests::{Wasmpod, wait_until};
-
-fn cgroup2_mount() -> PathBuf {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-    mountinfo
-        .lines()
-        .find_map(|line| {
-            let (before, after) = line.split_once(" - ")?;
-            if after.split_whitespace().next()? != "cgroup2" {
-                return None;
-            }
-            before.split_whitespace().nth(4).map(PathBuf::from)
-        })
-        .expect("a cgroup2 mount")
-}
-
-/// A cgroup parent of the test's own, removed at the end.
-struct Parent(PathBuf, String);
-
-impl Parent {
-    fn new(test: &str) -> Parent {
-        let name = format!("wasmpod-clitest-{test}-{}", std::process::id());
-        Parent(cgroup2_mount().join(&name), name)
-    }
-
-    fn pod_cgroups(&self) -> Vec<PathBuf> {
-        std::fs::read_dir(&self.0)
-            .map(|e| {
-                e.flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.is_dir())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Parent {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
 
 fn spinning_pod(seconds: u32) -> String {
     format!(
@@ -93,11 +53,11 @@ fn the_pod_process_lives_in_its_cgroup_and_namespace_and_both_go_with_it() {
     let running = wasmpod.spawn(&[
         "run",
         "--cgroup-parent",
-        &parent.1,
+        &parent.relative,
         manifest.to_str().expect("utf-8"),
     ]);
     running.wait_for_stdout("[spin] spinning");
-    let cgroups = parent.pod_cgroups();
+    let cgroups = parent.children();
     assert_eq!(cgroups.len(), 1, "{cgroups:?}");
     let cgroup = &cgroups[0];
     let procs = std::fs::read_to_string(cgroup.join("cgroup.procs")).expect("procs");
@@ -170,7 +130,7 @@ fn an_invalid_netns_path_starts_nothing_and_leaves_nothing() {
     let out = wasmpod.cmd(&[
         "run",
         "--cgroup-parent",
-        &parent.1,
+        &parent.relative,
         "--netns",
         "/nonexistent/netns",
         path.to_str().expect("utf-8"),
@@ -179,7 +139,7 @@ fn an_invalid_netns_path_starts_nothing_and_leaves_nothing() {
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     assert!(out.stderr.contains("/nonexistent/netns"), "{}", out.stderr);
     assert!(out.stdout.is_empty());
-    assert_eq!(parent.pod_cgroups(), Vec::<PathBuf>::new());
+    assert_eq!(parent.children(), Vec::<PathBuf>::new());
     assert!(
         wasmpod.state_entries().is_empty(),
         "{:?}",
@@ -236,9 +196,9 @@ fn the_next_run_cleans_up_after_a_pod_process_that_was_killed() {
     let parent = Parent::new("crash");
     let manifest = wasmpod.manifest("pod.yaml", &spinning_pod(30));
     let manifest = manifest.to_str().expect("utf-8");
-    let crashed = wasmpod.spawn(&["run", "--cgroup-parent", &parent.1, manifest]);
+    let crashed = wasmpod.spawn(&["run", "--cgroup-parent", &parent.relative, manifest]);
     crashed.wait_for_stdout("[spin] spinning");
-    let leftovers = parent.pod_cgroups();
+    let leftovers = parent.children();
     assert_eq!(leftovers.len(), 1, "{leftovers:?}");
     crashed.signal("KILL");
     let outcome = crashed.finish();
@@ -262,7 +222,7 @@ fn the_next_run_cleans_up_after_a_pod_process_that_was_killed() {
     let next = wasmpod.cmd(&[
         "run",
         "--cgroup-parent",
-        &parent.1,
+        &parent.relative,
         hello.to_str().expect("utf-8"),
     ]);
     assert_eq!(next.code, 0, "{}", next.stderr);
@@ -272,7 +232,7 @@ fn the_next_run_cleans_up_after_a_pod_process_that_was_killed() {
         next.stderr
     );
     assert_eq!(
-        parent.pod_cgroups(),
+        parent.children(),
         Vec::<PathBuf>::new(),
         "both cgroups are gone"
     );
