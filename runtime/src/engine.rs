@@ -27,6 +27,7 @@ pub use run::{
 pub(crate) use store::StoreData;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::hostdir::HostDir;
 
 /// A module could not be read, recognised or compiled.
 #[derive(Debug, thiserror::Error)]
@@ -206,6 +207,28 @@ impl Engine {
     /// Reads, compiles (through the cache) and links the guest at `path`. Blocking: async
     /// callers run it on a blocking thread.
     pub fn load_image(&self, path: &Path) -> Result<Image, ImageError> {
+        let file = std::fs::File::open(path).map_err(|source| ImageError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        self.load_file(file, path)
+    }
+
+    /// [`Engine::load_image`] of the guest at `path` inside `root` (an image's root
+    /// filesystem), resolved beneath it: neither `..` nor a link in the image leads out of it.
+    pub fn load_image_in(&self, root: &HostDir, path: &Path) -> Result<Image, ImageError> {
+        let relative = path.strip_prefix("/").unwrap_or(path);
+        let file = root
+            .open_file(relative)
+            .map_err(|source| ImageError::Read {
+                path: root.path().join(relative),
+                source,
+            })?;
+        self.load_file(file, &root.path().join(relative))
+    }
+
+    /// Loads the guest from the open `file`; `path` names it in messages.
+    fn load_file(&self, file: std::fs::File, path: &Path) -> Result<Image, ImageError> {
         let cache = &self.inner.cache;
         let images = || {
             self.inner
@@ -215,7 +238,7 @@ impl Engine {
         };
         // A file this process already loaded and that has not changed since (same inode, size,
         // mtime and ctime) is not read and hashed again.
-        let identity = FileIdentity::of(path);
+        let identity = FileIdentity::of(&file);
         let known = identity
             .as_ref()
             .and_then(|identity| images().by_file.get(identity).cloned());
@@ -223,7 +246,7 @@ impl Engine {
             cache.count_memory_hit();
             return Ok(image);
         }
-        let (wasm, kind) = read_wasm(path)?;
+        let (wasm, kind) = read_wasm(file, path)?;
         let key = cache.key(&wasm);
         // Bound first: the lock must be released before the branch takes it again.
         let known = images().by_key.get(&key).cloned();
@@ -250,7 +273,11 @@ impl Engine {
 
     /// Compiles `path` into the disk cache without keeping it: `wasmpod compile`.
     pub fn precompile(&self, path: &Path) -> Result<ImageKind, ImageError> {
-        let (wasm, kind) = read_wasm(path)?;
+        let file = std::fs::File::open(path).map_err(|source| ImageError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let (wasm, kind) = read_wasm(file, path)?;
         let key = self.inner.cache.key(&wasm);
         self.inner.cache.get_or_compile(&key, &wasm, kind, path)?;
         Ok(kind)
@@ -286,9 +313,9 @@ struct FileIdentity {
 }
 
 impl FileIdentity {
-    fn of(path: &Path) -> Option<FileIdentity> {
+    fn of(file: &std::fs::File) -> Option<FileIdentity> {
         use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::metadata(path).ok()?;
+        let meta = file.metadata().ok()?;
         Some(FileIdentity {
             dev: meta.dev(),
             ino: meta.ino(),
@@ -299,10 +326,12 @@ impl FileIdentity {
     }
 }
 
-/// The bytes of the guest at `path` and its kind. `path` is a module, a component, or an OCI
-/// image archive holding one (`wasmpod image build`'s output, `docker save` of a Wasm image).
-fn read_wasm(path: &Path) -> Result<(Vec<u8>, ImageKind), ImageError> {
-    let mut wasm = std::fs::read(path).map_err(|source| ImageError::Read {
+/// The bytes of the guest in `file` (named `path`) and its kind. It is a module, a component,
+/// or an OCI image archive holding one (`wasmpod image build`'s output, `docker save` of a
+/// Wasm image).
+fn read_wasm(mut file: std::fs::File, path: &Path) -> Result<(Vec<u8>, ImageKind), ImageError> {
+    let mut wasm = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut wasm).map_err(|source| ImageError::Read {
         path: path.to_owned(),
         source,
     })?;
@@ -361,5 +390,43 @@ mod tests {
             (2, 2),
             "known content is found by its digest"
         );
+    }
+
+    #[test]
+    fn a_module_in_a_rootfs_is_read_beneath_it() {
+        let engine = Engine::new(EngineConfig {
+            cache_dir: None,
+            ..EngineConfig::default()
+        })
+        .expect("engine");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rootfs = dir.path().join("rootfs");
+        std::fs::create_dir_all(rootfs.join("bin")).expect("rootfs");
+        std::fs::copy(wasmpod_guests::HELLO_P1, rootfs.join("bin/hello.wasm")).expect("module");
+        std::fs::copy(wasmpod_guests::HELLO_P1, dir.path().join("host.wasm")).expect("host");
+        std::os::unix::fs::symlink("bin/hello.wasm", rootfs.join("app.wasm")).expect("link");
+        std::os::unix::fs::symlink("../host.wasm", rootfs.join("out.wasm")).expect("link");
+        std::os::unix::fs::symlink(dir.path().join("host.wasm"), rootfs.join("abs.wasm"))
+            .expect("link");
+        let root = HostDir::open(&rootfs).expect("open");
+        for inside in ["app.wasm", "/app.wasm", "bin/hello.wasm"] {
+            engine
+                .load_image_in(&root, Path::new(inside))
+                .unwrap_or_else(|e| panic!("{inside}: {e}"));
+        }
+        for outside in [
+            "out.wasm",
+            "abs.wasm",
+            "../host.wasm",
+            "bin/../../host.wasm",
+        ] {
+            let error = engine
+                .load_image_in(&root, Path::new(outside))
+                .expect_err(outside);
+            assert!(
+                matches!(&error, ImageError::Read { source, .. } if crate::hostdir::is_escape(source)),
+                "{outside}: {error}"
+            );
+        }
     }
 }

@@ -34,6 +34,7 @@ use std::time::Duration;
 use crate::admission::Node;
 use crate::engine::{Engine, EngineConfig, ExitReason};
 use crate::error::{Error, Result};
+use crate::hostdir::HostDir;
 use crate::logs::{LogStream, read_lines};
 use crate::runner::{self, RunOptions, Shutdown};
 use crate::spec::{
@@ -458,8 +459,10 @@ impl PodRun {
         self.pod_dir.join("volumes").join(volume)
     }
 
-    /// Reads `path` (relative) from emptyDir `volume`.
+    /// Reads `path` (relative) from emptyDir `volume`, resolved beneath the volume: a symlink
+    /// the guest planted never leads the test out of it.
     pub fn read_file(&self, volume: &str, path: &str) -> std::io::Result<String> {
-        std::fs::read_to_string(self.volume_path(volume).join(path))
+        let bytes = HostDir::open(&self.volume_path(volume))?.read(Path::new(path))?;
+        String::from_utf8(bytes).map_err(std::io::Error::other)
     }
 }

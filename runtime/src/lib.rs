@@ -19,6 +19,7 @@ pub mod engine;
 pub mod error;
 pub mod harness;
 pub mod host;
+pub mod hostdir;
 pub mod logs;
 pub mod net;
 pub mod oci;

@@ -219,9 +219,15 @@ impl Sandbox {
         &self.shared.network
     }
 
-    /// The host directory of volume `name`.
+    /// The host directory of volume `name`, as it was named when the sandbox was created.
     pub fn volume_path(&self, name: &str) -> Option<PathBuf> {
         self.lock().volumes.host_path(name).map(Into::into)
+    }
+
+    /// The open directory of volume `name`: paths under it are resolved beneath it, never
+    /// following a link a guest planted out of it.
+    pub fn volume_dir(&self, name: &str) -> Option<crate::hostdir::HostDir> {
+        self.lock().volumes.dir(name).cloned()
     }
 
     /// The statuses of every container, by name.

@@ -113,6 +113,10 @@ pub struct ContainerSpec {
     pub image: String,
     /// The `.wasm` file `image` names, resolved against the manifest's directory.
     pub module: PathBuf,
+    /// The image's root filesystem, when the module comes from one (the shim's bundle):
+    /// `module` is then a path inside it, resolved beneath it, so a link in the image never
+    /// leads the runtime to a host file.
+    pub rootfs: Option<PathBuf>,
     /// The guest's argv: `command` (or the module's file name when `command` is empty, as an
     /// image's entrypoint would be) followed by `args`, with `$(VAR)` references expanded.
     pub argv: Vec<String>,
@@ -159,6 +163,7 @@ impl ContainerSpec {
             name: name.into(),
             image: module.display().to_string(),
             module,
+            rootfs: None,
             argv: vec![argv0],
             env: Vec::new(),
             working_dir: None,

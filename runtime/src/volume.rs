@@ -2,15 +2,17 @@
 //!
 //! `emptyDir` is a fresh directory under the pod's directory (on `/dev/shm` for
 //! `medium: Memory`), removed when the pod is deleted; `hostPath` is the host's directory,
-//! checked (or created) as its `type` says. Host paths are opened in exactly one place,
-//! [`crate::engine`]'s preopen, through wasmtime-wasi's capability-based filesystem: a guest
-//! can never leave a preopened directory by `..` or a symlink.
+//! checked (or created) as its `type` says. Each volume's directory is opened once, as a
+//! [`HostDir`]; subPaths are resolved beneath it, and guests get the open directories
+//! themselves, inside which wasmtime-wasi's capability-based filesystem keeps them: neither a
+//! guest nor the runtime ever leaves a volume by `..` or a symlink.
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use crate::engine::Preopen;
 use crate::error::ErrorKind;
+use crate::hostdir::HostDir;
 use crate::spec::{HostPathType, MountSpec, VolumeSource, VolumeSpec};
 
 /// A volume could not be prepared or mounted.
@@ -39,12 +41,28 @@ pub enum VolumeError {
         volume: String,
     },
     /// A `subPath` that leaves its volume (through `..` or a symlink).
-    #[error("volume {volume:?}: subPath {sub_path:?} leaves the volume")]
+    #[error(
+        "volume {volume:?}: subPath {sub_path:?} leads out of the volume (through .. or a symlink)"
+    )]
     SubPathEscapes {
         /// The volume's name.
         volume: String,
         /// The sub path.
         sub_path: String,
+    },
+    /// A `workingDir` inside a mount that leads out of its volume through a symlink (or `..`).
+    #[error("workingDir {working_dir:?} leads out of its volume (through .. or a symlink)")]
+    WorkingDirEscapes {
+        /// The working directory, as the guest names it.
+        working_dir: String,
+    },
+    /// A `workingDir` inside a mount that cannot be opened (or created).
+    #[error("workingDir {working_dir:?}: {source}")]
+    WorkingDir {
+        /// The working directory, as the guest names it.
+        working_dir: String,
+        /// The underlying error.
+        source: std::io::Error,
     },
     /// A host file operation failed.
     #[error("volume {volume:?}: {op} {path}: {source}")]
@@ -66,7 +84,9 @@ impl VolumeError {
             VolumeError::HostPathMissing { .. } => ErrorKind::NotFound,
             VolumeError::NotADirectory { .. }
             | VolumeError::Undeclared { .. }
-            | VolumeError::SubPathEscapes { .. } => ErrorKind::InvalidArgument,
+            | VolumeError::SubPathEscapes { .. }
+            | VolumeError::WorkingDirEscapes { .. }
+            | VolumeError::WorkingDir { .. } => ErrorKind::InvalidArgument,
             VolumeError::Io { .. } => ErrorKind::Internal,
         }
     }
@@ -80,7 +100,8 @@ pub struct Volumes {
 
 #[derive(Debug)]
 struct Prepared {
-    host: PathBuf,
+    /// The volume's directory, held open: everything under it is resolved beneath it.
+    dir: HostDir,
     /// Created by us (emptyDir): removed with the pod.
     owned: bool,
 }
@@ -115,13 +136,20 @@ impl Volumes {
         Ok(true)
     }
 
-    /// The host directory of volume `name`.
+    /// The host directory of volume `name`, as it was named when it was prepared (for
+    /// messages and for the pod's owner; paths under it are resolved through [`Volumes::dir`]).
     pub fn host_path(&self, name: &str) -> Option<&Path> {
-        self.volumes.get(name).map(|v| v.host.as_path())
+        self.volumes.get(name).map(|v| v.dir.path())
     }
 
-    /// The preopens of a container's mounts. A `subPath` directory is created inside its
-    /// volume when missing, as kubelet does, and must stay inside the volume.
+    /// The open directory of volume `name`.
+    pub fn dir(&self, name: &str) -> Option<&HostDir> {
+        self.volumes.get(name).map(|v| &v.dir)
+    }
+
+    /// The preopens of a container's mounts. A `subPath` is resolved beneath its volume, never
+    /// following a link out of it, and created there when missing, as kubelet does; one that
+    /// leads out of the volume is refused and creates nothing outside it.
     pub fn preopens(&self, mounts: &[MountSpec]) -> Result<Vec<Preopen>, VolumeError> {
         mounts
             .iter()
@@ -132,12 +160,12 @@ impl Volumes {
                         .ok_or_else(|| VolumeError::Undeclared {
                             volume: mount.volume.clone(),
                         })?;
-                let host = match &mount.sub_path {
-                    None => volume.host.clone(),
-                    Some(sub) => sub_path(&mount.volume, &volume.host, sub)?,
+                let dir = match &mount.sub_path {
+                    None => volume.dir.clone(),
+                    Some(sub) => sub_path(&mount.volume, &volume.dir, sub)?,
                 };
                 Ok(Preopen {
-                    host,
+                    dir,
                     guest: mount.mount_path.clone(),
                     read_only: mount.read_only,
                 })
@@ -149,14 +177,67 @@ impl Volumes {
     /// logged: removal runs during teardown, where it must not hide the primary error.
     pub fn remove(&mut self) {
         for (name, volume) in std::mem::take(&mut self.volumes) {
+            let path = volume.dir.path();
+            // Links a guest planted are removed, never followed; a tree of any depth goes.
             if volume.owned
-                && let Err(error) = std::fs::remove_dir_all(&volume.host)
+                && let Err(error) = crate::hostdir::remove_tree(path)
                 && error.kind() != std::io::ErrorKind::NotFound
             {
-                tracing::warn!(volume = name, path = %volume.host.display(), %error, "cannot remove emptyDir");
+                tracing::warn!(volume = name, path = %path.display(), %error, "cannot remove emptyDir");
             }
         }
     }
+}
+
+/// The working directory `cwd` (an absolute guest path) as an extra preopen named `.`, so
+/// relative paths resolve inside it; `None` when no mount holds it, or when a mount is at `/`
+/// (which already answers relative paths).
+///
+/// wasi-libc (what Rust std guests use) starts every guest at `/` and ignores both
+/// `wasi:cli/environment.initial-cwd` and `PWD`; it resolves a relative path against the
+/// preopen whose name is `.` (or `/`). So a `workingDir` inside a mount is preopened again at
+/// `.`; `getcwd()` still answers `/`. It is resolved beneath the mount's open directory, and
+/// created there when missing (as a container runtime creates a missing working directory)
+/// unless the mount is read-only: a symlink a guest planted never leads it out of the volume.
+pub fn working_dir(preopens: &[Preopen], cwd: &str) -> Result<Option<Preopen>, VolumeError> {
+    if preopens
+        .iter()
+        .any(|p| matches!(p.guest.as_str(), "/" | "."))
+    {
+        return Ok(None);
+    }
+    let guest = Path::new(cwd);
+    let Some(mount) = preopens
+        .iter()
+        .filter(|p| guest.starts_with(&p.guest))
+        .max_by_key(|p| p.guest.len())
+    else {
+        return Ok(None);
+    };
+    let Ok(rest) = guest.strip_prefix(&mount.guest) else {
+        return Ok(None);
+    };
+    let opened = if mount.read_only {
+        mount.dir.open_dir(rest)
+    } else {
+        mount.dir.create_dir(rest)
+    };
+    let dir = opened.map_err(|source| {
+        let working_dir = cwd.to_owned();
+        if crate::hostdir::is_escape(&source) {
+            VolumeError::WorkingDirEscapes { working_dir }
+        } else {
+            VolumeError::WorkingDir {
+                working_dir,
+                source,
+            }
+        }
+    })?;
+    Ok(Some(Preopen {
+        dir,
+        guest: ".".into(),
+        read_only: mount.read_only,
+    }))
 }
 
 fn prepare_one(spec: &VolumeSpec, root: &Path) -> Result<Prepared, VolumeError> {
@@ -172,42 +253,52 @@ fn prepare_one(spec: &VolumeSpec, root: &Path) -> Result<Prepared, VolumeError> 
     };
     match &spec.source {
         VolumeSource::EmptyDir { memory, .. } => {
-            let host = if *memory && Path::new("/dev/shm").is_dir() {
+            // `/dev/shm` is writable by every user of the host: the directory is made there
+            // (or under the pod's own directory) and opened without following a link, and must
+            // belong to wasmpod's user, so nobody can hand the pod a directory of their choice.
+            let (parent, name) = if *memory && Path::new("/dev/shm").is_dir() {
                 let unique = root.to_string_lossy().replace('/', "_");
-                PathBuf::from(format!("/dev/shm/wasmpod{unique}_{}", spec.name))
+                (
+                    PathBuf::from("/dev/shm"),
+                    format!("wasmpod{unique}_{}", spec.name),
+                )
             } else {
-                root.join(&spec.name)
+                std::fs::create_dir_all(root).map_err(io("create directory", root))?;
+                (root.to_owned(), spec.name.clone())
             };
-            std::fs::create_dir_all(&host).map_err(io("create directory", &host))?;
-            Ok(Prepared { host, owned: true })
+            let dir = HostDir::create_own(&parent, &name)
+                .map_err(io("create directory", &parent.join(&name)))?;
+            Ok(Prepared { dir, owned: true })
         }
         VolumeSource::HostPath { path, kind } => {
             if *kind == HostPathType::DirectoryOrCreate && !path.exists() {
                 std::fs::create_dir_all(path).map_err(io("create directory", path))?;
             }
-            match std::fs::metadata(path) {
-                Ok(meta) if meta.is_dir() => Ok(Prepared {
-                    host: path.clone(),
-                    owned: false,
-                }),
-                Ok(_) => Err(VolumeError::NotADirectory {
-                    volume: spec.name.clone(),
-                    path: path.clone(),
-                }),
+            // A hostPath is the host's directory by definition: its own path is followed as
+            // the host resolves it, as Kubernetes does. Nothing under it is.
+            match HostDir::open(path) {
+                Ok(dir) => Ok(Prepared { dir, owned: false }),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     Err(VolumeError::HostPathMissing {
                         volume: spec.name.clone(),
                         path: path.clone(),
                     })
                 }
-                Err(e) => Err(io("inspect", path)(e)),
+                Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+                    Err(VolumeError::NotADirectory {
+                        volume: spec.name.clone(),
+                        path: path.clone(),
+                    })
+                }
+                Err(e) => Err(io("open", path)(e)),
             }
         }
     }
 }
 
-/// `volume_host/sub`, created if missing, refused if it resolves outside the volume.
-fn sub_path(volume: &str, volume_host: &Path, sub: &str) -> Result<PathBuf, VolumeError> {
+/// `sub` beneath the volume's directory, created there if missing; refused if it leads out of
+/// the volume, lexically or through a symlink.
+fn sub_path(volume: &str, dir: &HostDir, sub: &str) -> Result<HostDir, VolumeError> {
     let escapes = || VolumeError::SubPathEscapes {
         volume: volume.to_owned(),
         sub_path: sub.to_owned(),
@@ -218,27 +309,18 @@ fn sub_path(volume: &str, volume_host: &Path, sub: &str) -> Result<PathBuf, Volu
     {
         return Err(escapes());
     }
-    let joined = volume_host.join(sub);
-    let io = |op, path: &Path| {
-        let path = path.to_owned();
-        move |source| VolumeError::Io {
-            volume: volume.to_owned(),
-            op,
-            path,
-            source,
+    dir.create_dir(Path::new(sub)).map_err(|source| {
+        if crate::hostdir::is_escape(&source) {
+            escapes()
+        } else {
+            VolumeError::Io {
+                volume: volume.to_owned(),
+                op: "open subPath",
+                path: dir.path().join(sub),
+                source,
+            }
         }
-    };
-    if !joined.exists() {
-        std::fs::create_dir_all(&joined).map_err(io("create directory", &joined))?;
-    }
-    let real = joined.canonicalize().map_err(io("resolve", &joined))?;
-    let base = volume_host
-        .canonicalize()
-        .map_err(io("resolve", volume_host))?;
-    if !real.starts_with(&base) {
-        return Err(escapes());
-    }
-    Ok(real)
+    })
 }
 
 #[cfg(test)]
@@ -274,7 +356,7 @@ mod tests {
         let preopens = volumes
             .preopens(&[mount("data", "/data", None)])
             .expect("preopens");
-        assert_eq!(preopens[0].host, host);
+        assert_eq!(preopens[0].dir.path(), host);
         assert_eq!(preopens[0].guest, "/data");
         volumes.remove();
         assert!(!host.exists());
@@ -305,18 +387,64 @@ mod tests {
         let ok = volumes
             .preopens(&[mount("data", "/x", Some("a/b"))])
             .expect("subPath");
-        assert!(ok[0].host.ends_with("a/b") && ok[0].host.is_dir());
-        #[cfg(unix)]
-        {
-            std::os::unix::fs::symlink(root.path(), host.join("link")).expect("symlink");
-            let err = volumes
-                .preopens(&[mount("data", "/x", Some("link"))])
-                .expect_err("symlink escape");
-            assert!(matches!(err, VolumeError::SubPathEscapes { .. }), "{err}");
-        }
+        assert!(ok[0].dir.path().ends_with("a/b") && host.join("a/b").is_dir());
         let err = volumes
             .preopens(&[mount("data", "/x", Some("../x"))])
             .expect_err("dotdot");
         assert!(matches!(err, VolumeError::SubPathEscapes { .. }), "{err}");
+    }
+
+    /// The attack of Kubernetes' subPath CVEs: a guest plants links in its volume, a later
+    /// container's subPath goes through them. Refused, and nothing is created outside.
+    #[test]
+    fn sub_paths_through_planted_links_are_refused_and_create_nothing_outside() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let outside = root.path().join("outside");
+        std::fs::create_dir(&outside).expect("outside");
+        let volumes =
+            Volumes::prepare(&[empty_dir("data")], &root.path().join("v")).expect("prepare");
+        let host = volumes.host_path("data").expect("data").to_owned();
+        let up = "../".repeat(host.components().count()) + &outside.to_string_lossy()[1..];
+        std::os::unix::fs::symlink(&up, host.join("up")).expect("relative link");
+        std::os::unix::fs::symlink(&outside, host.join("abs")).expect("absolute link");
+        std::os::unix::fs::symlink("up", host.join("chain")).expect("chained link");
+        for sub in ["up", "up/made", "abs/made/deeper", "chain/x"] {
+            let err = volumes
+                .preopens(&[mount("data", "/x", Some(sub))])
+                .expect_err(sub);
+            assert!(
+                matches!(err, VolumeError::SubPathEscapes { .. }),
+                "{sub}: {err}"
+            );
+        }
+        assert_eq!(std::fs::read_dir(&outside).expect("outside").count(), 0);
+    }
+
+    /// `/dev/shm` is everybody's: a link planted where a `medium: Memory` emptyDir goes must
+    /// not become the pod's volume.
+    #[test]
+    fn a_memory_empty_dir_is_never_a_planted_link() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let pod = root.path().join("pod");
+        let memory = VolumeSpec {
+            name: "mem".into(),
+            source: VolumeSource::EmptyDir {
+                memory: true,
+                size_limit: None,
+            },
+        };
+        let target = root.path().join("target");
+        std::fs::create_dir(&target).expect("target");
+        let unique = pod.join("volumes").to_string_lossy().replace('/', "_");
+        let planted = PathBuf::from(format!("/dev/shm/wasmpod{unique}_mem"));
+        std::os::unix::fs::symlink(&target, &planted).expect("plant");
+        let err = Volumes::prepare(std::slice::from_ref(&memory), &pod.join("volumes"))
+            .expect_err("planted link");
+        std::fs::remove_file(&planted).expect("unplant");
+        assert!(matches!(err, VolumeError::Io { .. }), "{err}");
+        let mut volumes = Volumes::prepare(&[memory], &pod.join("volumes")).expect("prepare");
+        assert_eq!(volumes.host_path("mem"), Some(planted.as_path()));
+        volumes.remove();
+        assert!(!planted.exists());
     }
 }

@@ -290,11 +290,11 @@ fn cleanup_dead_task(namespace: &str, id: &str, bundle: &Path) {
         return;
     }
     for dir in wasmpod::host::recover(&state_root(namespace)) {
-        let _ = std::fs::remove_dir_all(dir);
+        let _ = wasmpod::hostdir::remove_tree(&dir);
     }
     let dir = pod_dir(namespace, id);
     if dir.exists()
-        && let Err(error) = std::fs::remove_dir_all(&dir)
+        && let Err(error) = wasmpod::hostdir::remove_tree(&dir)
     {
         eprintln!("{RUNTIME_ID}: remove {}: {error}", dir.display());
     }

@@ -195,7 +195,7 @@ fn container(id: &str, bundle: &Path, spec: &Spec) -> Result<ContainerRequest, T
         .root()
         .as_ref()
         .map_or_else(|| PathBuf::from("rootfs"), |r| r.path().clone());
-    let module = bundle.join(root).join(relative);
+    let rootfs = bundle.join(root);
 
     let env = process
         .env()
@@ -220,7 +220,9 @@ fn container(id: &str, bundle: &Path, spec: &Spec) -> Result<ContainerRequest, T
         Some((quota.saturating_mul(1000) / period).max(1))
     });
 
-    let mut container = ContainerSpec::new(id, module);
+    // The module is read beneath the rootfs: the image's own links never lead out of it.
+    let mut container = ContainerSpec::new(id, relative);
+    container.rootfs = Some(rootfs);
     container.image = annotation(spec, IMAGE_NAME)
         .unwrap_or(&module_arg)
         .to_owned();
@@ -413,7 +415,8 @@ mod tests {
         assert_eq!(c.module_arg, "/app.wasm");
         assert_eq!(c.spec.name, "c1");
         assert_eq!(c.spec.image, "example.com/app:1");
-        assert_eq!(c.spec.module, Path::new("/b/rootfs/app.wasm"));
+        assert_eq!(c.spec.module, Path::new("app.wasm"));
+        assert_eq!(c.spec.rootfs.as_deref(), Some(Path::new("/b/rootfs")));
         assert_eq!(c.spec.argv, ["/app.wasm", "--port", "80"]);
         assert_eq!(
             c.spec.env,
@@ -460,7 +463,8 @@ mod tests {
         };
         assert_eq!(c.sandbox_id, None);
         assert_eq!(c.spec.working_dir, None);
-        assert_eq!(c.spec.module, Path::new("/b/rootfs/hello.wasm"));
+        assert_eq!(c.spec.module, Path::new("hello.wasm"));
+        assert_eq!(c.spec.rootfs.as_deref(), Some(Path::new("/b/rootfs")));
         let sandbox = c.standalone_sandbox("default");
         assert_eq!(sandbox.id, "c1");
         assert_eq!(sandbox.hostname, "box");

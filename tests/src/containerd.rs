@@ -457,6 +457,8 @@ pub struct ContainerDef {
     pub mounts: Vec<(PathBuf, String, bool)>,
     /// Memory limit in bytes.
     pub memory_limit: Option<i64>,
+    /// `workingDir`.
+    pub working_dir: Option<String>,
 }
 
 impl ContainerDef {
@@ -473,6 +475,12 @@ impl ContainerDef {
     /// Adds a bind mount of `host` at `path`.
     pub fn mount(mut self, host: &Path, path: &str) -> Self {
         self.mounts.push((host.to_owned(), path.into(), false));
+        self
+    }
+
+    /// Sets the working directory.
+    pub fn working_dir(mut self, dir: &str) -> Self {
+        self.working_dir = Some(dir.into());
         self
     }
 }
@@ -547,6 +555,7 @@ impl Cri<'_> {
                 ..Default::default()
             }),
             args: def.args.clone(),
+            working_dir: def.working_dir.clone().unwrap_or_default(),
             log_path: format!("{}.log", def.name),
             mounts: def
                 .mounts

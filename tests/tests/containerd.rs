@@ -456,6 +456,69 @@ fn a_bad_module_fails_to_start_with_a_clear_error_and_the_sandbox_survives() {
     wait_no_shims(&containerd);
 }
 
+/// The attacker of the path-escape class under CRI: a container plants a relative link in a
+/// volume, later containers' working directory goes through it. Each fails to start with a
+/// clear error, no host file is read or written, and the pod goes on.
+#[test]
+fn links_planted_in_a_volume_never_lead_a_working_dir_out_of_it() {
+    let containerd = cri_containerd();
+    let ln = module_image(&containerd, guests::LN_P1, "ln");
+    let cat = module_image(&containerd, guests::CAT_P1, "cat");
+    let write = module_image(&containerd, guests::WRITE_P1, "write");
+    let host = tempfile::tempdir().expect("tempdir");
+    let outside = host.path().join("outside");
+    std::fs::create_dir_all(outside.join("somedir")).expect("outside");
+    std::fs::write(outside.join("somedir/secret"), "host secret\n").expect("secret");
+    let volume = host.path().join("volume");
+    std::fs::create_dir(&volume).expect("volume");
+
+    let cri = containerd.cri();
+    let pod = cri.run_pod("escape", None);
+    let plant = cri.run_container(
+        &pod,
+        &ContainerDef::new("plant", &ln, &["../outside", "/data/up"]).mount(&volume, "/data"),
+    );
+    assert_eq!(cri.wait_exited(&plant).exit_code, 0);
+    assert!(volume.join("up").is_symlink());
+    for (name, image, args) in [
+        ("reader", &cat, &["secret"][..]),
+        ("writer", &write, &["planted", "pwned"][..]),
+    ] {
+        let def = ContainerDef::new(name, image, args)
+            .mount(&volume, "/data")
+            .working_dir("/data/up/somedir");
+        let error = cri
+            .create_container(&pod, &def)
+            .and_then(|id| cri.start_container(&id))
+            .expect_err("a working directory through a planted link does not start");
+        assert!(
+            error
+                .message()
+                .contains("workingDir \"/data/up/somedir\" leads out of its volume"),
+            "{name}: {}",
+            error.message()
+        );
+    }
+    assert_eq!(cri.pod_state(&pod), PodSandboxState::SandboxReady);
+    let neighbour = cri.run_container(
+        &pod,
+        &ContainerDef::new("neighbour", &write, &["/data/note", "fine"]).mount(&volume, "/data"),
+    );
+    assert_eq!(cri.wait_exited(&neighbour).exit_code, 0);
+    let names = |dir: &Path| -> Vec<_> {
+        std::fs::read_dir(dir)
+            .expect("read dir")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect()
+    };
+    assert_eq!(names(&outside), ["somedir"], "nothing created outside");
+    assert_eq!(names(&outside.join("somedir")), ["secret"]);
+    cri.stop_pod(&pod);
+    cri.remove_pod(&pod);
+    wait_no_shims(&containerd);
+}
+
 /// Removes an (empty) directory when dropped.
 struct RemoveDirOnDrop(PathBuf);
 

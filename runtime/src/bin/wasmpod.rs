@@ -282,7 +282,7 @@ fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> anyhow::Result<ExitCode> {
         console.note(&format!("wasmpod: host layer teardown: {error}"));
     }
     if args.rm {
-        let _ = std::fs::remove_dir_all(&dir);
+        let _ = wasmpod::hostdir::remove_tree(&dir);
     } else if dir.exists() {
         console.note(&format!("pod directory: {}", dir.display()));
     }

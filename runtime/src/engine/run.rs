@@ -1,6 +1,5 @@
 //! Running one guest to its end in a fresh `Store`: the verb every container start comes to.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
@@ -11,6 +10,7 @@ use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 use super::image::one_line;
 use super::limits::{Limiter, OutOfMemory, Throttle, Usage};
 use super::{Engine, Image, StoreData};
+use crate::hostdir::HostDir;
 
 /// Everything a guest sees of the world, apart from its stdio.
 #[derive(Debug, Clone, Default)]
@@ -21,7 +21,9 @@ pub struct Invocation {
     pub env: Vec<(String, String)>,
     /// Host directories preopened in the guest.
     pub preopens: Vec<Preopen>,
-    /// The guest's initial working directory (an absolute guest path).
+    /// The guest's initial working directory (an absolute guest path). Relative paths resolve
+    /// against the preopen named `.`, which the caller adds (see
+    /// [`Volumes::working_dir`](crate::volume::Volumes::working_dir)).
     pub cwd: Option<String>,
     /// Memory cap in bytes; `None` takes the engine's default.
     pub memory_limit: Option<u64>,
@@ -34,10 +36,11 @@ pub struct Invocation {
 }
 
 /// One host directory preopened at a guest path.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Preopen {
-    /// The host directory.
-    pub host: PathBuf,
+    /// The host directory, held open: the guest gets this directory, whatever its name
+    /// leads to by now.
+    pub dir: HostDir,
     /// Where the guest sees it (absolute; `/` allowed).
     pub guest: String,
     /// Writes are refused inside the guest.
@@ -252,47 +255,14 @@ fn build_wasi(
         .stderr(io.stderr);
     invocation.network.configure_wasi(&mut builder);
     for preopen in &invocation.preopens {
-        builder.preopened_dir(&preopen.host, &preopen.guest, perms_of(preopen))?;
+        // The open directory itself, through its /proc/self/fd magic link: nothing a guest
+        // did to the path it was opened by changes what is preopened.
+        builder.preopened_dir(preopen.dir.proc_path(), &preopen.guest, perms_of(preopen))?;
     }
     if let Some(cwd) = &invocation.cwd {
         builder.initial_cwd(cwd).env("PWD", cwd);
-        if let Some(dir) = working_dir_preopen(&invocation.preopens, cwd) {
-            builder.preopened_dir(&dir.host, &dir.guest, perms_of(&dir))?;
-        }
     }
     Ok(builder.build_p1())
-}
-
-/// The working directory as an extra `.` preopen, so relative paths resolve inside it.
-///
-/// wasi-libc (what Rust std guests use) starts every guest at `/` and ignores both
-/// `wasi:cli/environment.initial-cwd` and `PWD`; it resolves a relative path against the
-/// preopen whose name is `.` (or `/`). So a `workingDir` inside a mount is preopened again at
-/// `.`; `getcwd()` still answers `/`. Skipped when a volume is mounted at `/`, and for a
-/// working directory outside every mount.
-fn working_dir_preopen(preopens: &[Preopen], cwd: &str) -> Option<Preopen> {
-    if preopens
-        .iter()
-        .any(|p| matches!(p.guest.as_str(), "/" | "."))
-    {
-        return None;
-    }
-    let cwd = Path::new(cwd);
-    let mount = preopens
-        .iter()
-        .filter(|p| cwd.starts_with(&p.guest))
-        .max_by_key(|p| p.guest.len())?;
-    let rest = cwd.strip_prefix(&mount.guest).ok()?;
-    let host = mount.host.join(rest);
-    if !mount.read_only && !host.exists() {
-        // As a container runtime creates a missing working directory.
-        std::fs::create_dir_all(&host).ok()?;
-    }
-    Some(Preopen {
-        host,
-        guest: ".".into(),
-        read_only: mount.read_only,
-    })
 }
 
 fn perms_of(preopen: &Preopen) -> FsPerms {

@@ -67,8 +67,8 @@ pub fn recover(state_dir: &Path) -> Vec<PathBuf> {
         {
             tracing::warn!(%error, "cannot delete the veth of a dead pod");
         }
-        let _ = std::fs::remove_dir_all(pod_dir.join("volumes"));
-        let _ = std::fs::remove_dir_all(pod_dir.join("run"));
+        let _ = crate::hostdir::remove_tree(&pod_dir.join("volumes"));
+        let _ = crate::hostdir::remove_tree(&pod_dir.join("run"));
         let _ = std::fs::remove_file(&record);
         cleaned.push(pod_dir);
     }

@@ -8,7 +8,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::{ContainerConfig, PodError};
-use crate::engine::{ExitStatus, Image, Usage};
+use crate::engine::{ExitStatus, Image, Preopen, Usage};
 use crate::logs::ContainerLog;
 
 /// Where a container is in its life. `Created → Running → Exited`; a created container may
@@ -85,6 +85,9 @@ pub(super) struct Container {
     pub(super) usage: Arc<Usage>,
     /// Host side of the container's [`super::CONTROL_DIR`].
     pub(super) control_dir: PathBuf,
+    /// What its guests get preopened: its mounts (subPaths resolved), its working directory
+    /// and its control directory, held open since `create`.
+    pub(super) preopens: Vec<Preopen>,
     /// Its log, once started: the preStop hook writes there too.
     pub(super) log: Option<ContainerLog>,
     /// Cancelled to hard-stop the guest.
@@ -99,6 +102,7 @@ impl Container {
         image: Image,
         log_path: PathBuf,
         control_dir: PathBuf,
+        preopens: Vec<Preopen>,
     ) -> Self {
         Container {
             config,
@@ -110,6 +114,7 @@ impl Container {
             log_path,
             usage: Arc::default(),
             control_dir,
+            preopens,
             log: None,
             stop: CancellationToken::new(),
             exit: watch::Sender::new(None),

@@ -1,12 +1,15 @@
 //! `create`: the sandbox itself, and a container in it.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use super::container::Container;
-use super::{ContainerConfig, PodError, Sandbox, SandboxConfig, SandboxState, Shared};
-use crate::engine::Engine;
+use super::{CONTROL_DIR, ContainerConfig, PodError, Sandbox, SandboxConfig, SandboxState, Shared};
+use crate::engine::{Engine, ImageError, Preopen};
 use crate::error::{Error, Result};
+use crate::hostdir::HostDir;
+use crate::spec::ContainerSpec;
 use crate::volume::Volumes;
 
 impl Sandbox {
@@ -71,9 +74,19 @@ impl Sandbox {
         }
         let engine = self.shared.engine.clone();
         let module = config.spec.module.clone();
-        let image = tokio::task::spawn_blocking(move || engine.load_image(&module))
-            .await
-            .map_err(|e| Error::io("join", &config.spec.module, std::io::Error::other(e)))??;
+        let rootfs = config.spec.rootfs.clone();
+        let image = tokio::task::spawn_blocking(move || match rootfs {
+            None => engine.load_image(&module),
+            Some(rootfs) => {
+                let root = HostDir::open(&rootfs).map_err(|source| ImageError::Read {
+                    path: rootfs,
+                    source,
+                })?;
+                engine.load_image_in(&root, &module)
+            }
+        })
+        .await
+        .map_err(|e| Error::io("join", &config.spec.module, std::io::Error::other(e)))??;
         let log_dir = self.shared.config.dir.join("logs").join(&config.spec.name);
         std::fs::create_dir_all(&log_dir).map_err(|e| {
             setup(
@@ -100,26 +113,44 @@ impl Sandbox {
             }
             .into());
         }
-        // Mounts are checked now so that a bad mount fails `create`, not `start`.
-        state
-            .volumes
-            .preopens(&config.spec.mounts)
-            .map_err(|e| setup(&name, e.into()))?;
+        // Mounts and the working directory are resolved now, once: a bad one fails `create`,
+        // and what a guest planted in a volume later cannot redirect them.
+        let preopens =
+            preopens(&state.volumes, &config.spec, &control_dir).map_err(|e| setup(&name, e))?;
         tracing::debug!(
             pod = self.shared.config.name,
             container = name,
             kind = image.kind().as_str(),
             "container created"
         );
-        state
-            .containers
-            .insert(name, Container::new(config, image, log_path, control_dir));
+        state.containers.insert(
+            name,
+            Container::new(config, image, log_path, control_dir, preopens),
+        );
         Ok(())
     }
 }
 
+/// A container's preopens: its mounts, its working directory (as `.`) and, read-only, its
+/// control directory at [`CONTROL_DIR`].
+fn preopens(volumes: &Volumes, spec: &ContainerSpec, control_dir: &Path) -> Result<Vec<Preopen>> {
+    let mut preopens = volumes.preopens(&spec.mounts)?;
+    if let Some(cwd) = &spec.working_dir
+        && let Some(dir) = crate::volume::working_dir(&preopens, cwd)?
+    {
+        preopens.push(dir);
+    }
+    let control = HostDir::open(control_dir).map_err(|e| Error::io("open", control_dir, e))?;
+    preopens.push(Preopen {
+        dir: control,
+        guest: CONTROL_DIR.into(),
+        read_only: true,
+    });
+    Ok(preopens)
+}
+
 /// An empty directory at `path` (a leftover of an earlier run is cleared).
-fn fresh_dir(path: &std::path::Path) -> std::io::Result<()> {
+fn fresh_dir(path: &Path) -> std::io::Result<()> {
     match std::fs::remove_dir_all(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
         _ => {}

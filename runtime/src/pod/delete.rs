@@ -61,7 +61,7 @@ impl Sandbox {
 /// Removes a directory wasmpod made; failures are logged (teardown must not hide the primary
 /// error).
 fn remove_dir(path: &std::path::Path) {
-    if let Err(error) = std::fs::remove_dir_all(path)
+    if let Err(error) = crate::hostdir::remove_tree(path)
         && error.kind() != std::io::ErrorKind::NotFound
     {
         tracing::warn!(dir = %path.display(), %error, "cannot remove directory");

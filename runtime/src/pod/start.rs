@@ -6,14 +6,10 @@ use jiff::Timestamp;
 
 use super::container::Container;
 use super::create::setup;
-use super::{
-    CONTROL_DIR, ContainerState, PodError, Sandbox, SandboxState, TERMINATION_FILE,
-    TERMINATION_FILE_ENV,
-};
-use crate::engine::{GuestIo, Invocation, Preopen};
+use super::{CONTROL_DIR, ContainerState, Sandbox, TERMINATION_FILE, TERMINATION_FILE_ENV};
+use crate::engine::{GuestIo, Invocation};
 use crate::error::{Error, Result};
 use crate::logs::{ContainerLog, LogObserver, LogStream};
-use crate::volume::Volumes;
 
 impl Sandbox {
     /// Starts container `name`: it must be `Created`. Returns once the guest is running; its
@@ -21,16 +17,12 @@ impl Sandbox {
     pub fn start_container(&self, name: &str) -> Result<()> {
         let mut state = self.lock();
         self.ensure_alive(&state)?;
-        let SandboxState {
-            volumes,
-            containers,
-            ..
-        } = &mut *state;
-        let container = containers
+        let container = state
+            .containers
             .get_mut(name)
             .ok_or_else(|| self.not_found(name))?;
         container.check(ContainerState::Running, ContainerState::can_start)?;
-        let invocation = self.invocation(volumes, container, container.config.spec.argv.clone())?;
+        let invocation = self.invocation(container, container.config.spec.argv.clone());
         let rotation = self.shared.config.log_rotation;
         let log = ContainerLog::create(&container.log_path, rotation, self.log_observer(name))
             .map_err(|e| setup(name, Error::io("create log", &container.log_path, e)))?;
@@ -73,23 +65,10 @@ impl Sandbox {
     }
 
     /// What a guest of `container` sees: its argv, env (with `HOSTNAME` and the termination
-    /// file), mounts plus the control directory, working directory and limits. The container's
-    /// own guest and its preStop hook both run with it.
-    pub(super) fn invocation(
-        &self,
-        volumes: &Volumes,
-        container: &Container,
-        argv: Vec<String>,
-    ) -> Result<Invocation, PodError> {
+    /// file), the preopens resolved at `create`, working directory and limits. The
+    /// container's own guest and its preStop hook both run with it.
+    pub(super) fn invocation(&self, container: &Container, argv: Vec<String>) -> Invocation {
         let spec = &container.config.spec;
-        let mut preopens = volumes
-            .preopens(&spec.mounts)
-            .map_err(|e| setup(&spec.name, e.into()))?;
-        preopens.push(Preopen {
-            host: container.control_dir.clone(),
-            guest: CONTROL_DIR.into(),
-            read_only: true,
-        });
         let mut env = Vec::with_capacity(spec.env.len() + 2);
         if !spec.env.iter().any(|(k, _)| k == "HOSTNAME") {
             env.push(("HOSTNAME".to_owned(), self.shared.config.hostname.clone()));
@@ -99,16 +78,16 @@ impl Sandbox {
             format!("{CONTROL_DIR}/{TERMINATION_FILE}"),
         ));
         env.extend(spec.env.iter().cloned());
-        Ok(Invocation {
+        Invocation {
             argv,
             env,
-            preopens,
+            preopens: container.preopens.clone(),
             cwd: spec.working_dir.clone(),
             memory_limit: spec.resources.memory_limit,
             cpu_limit_millis: spec.resources.cpu_limit,
             usage: container.usage.clone(),
             network: self.shared.network.clone(),
-        })
+        }
     }
 
     fn log_observer(&self, name: &str) -> Option<LogObserver> {

@@ -72,7 +72,7 @@ impl Sandbox {
                 Some(PreStop::Sleep(pause)) => Err(*pause),
                 Some(PreStop::Exec { module, argv }) => Ok((
                     module.clone(),
-                    self.invocation(&state.volumes, container, argv.clone()),
+                    self.invocation(container, argv.clone()),
                     container.log.clone(),
                 )),
             }
@@ -82,7 +82,7 @@ impl Sandbox {
             Ok(exec) => exec,
         };
         let hook = async {
-            let mut invocation = invocation?;
+            let mut invocation = invocation;
             // The hook's usage is its own, not the container's.
             invocation.usage = Default::default();
             let engine = self.shared.engine.clone();

@@ -1,6 +1,5 @@
 //! Eviction when an emptyDir grows past its `sizeLimit`.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,10 +30,10 @@ pub(super) async fn evict_on_size_limits(
     loop {
         tokio::time::sleep(interval).await;
         for (name, limit) in &limited {
-            let Some(path) = pod.sandbox.volume_path(name) else {
+            let Some(dir) = pod.sandbox.volume_dir(name) else {
                 continue;
             };
-            let used = tokio::task::spawn_blocking(move || dir_size(&path))
+            let used = tokio::task::spawn_blocking(move || dir.disk_usage())
                 .await
                 .unwrap_or(0);
             if used > *limit {
@@ -49,19 +48,4 @@ pub(super) async fn evict_on_size_limits(
             }
         }
     }
-}
-
-/// The bytes of every file under `dir`, symlinks not followed.
-fn dir_size(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|entry| match entry.metadata() {
-            Ok(meta) if meta.is_dir() => dir_size(&entry.path()),
-            Ok(meta) if meta.is_file() => meta.len(),
-            _ => 0,
-        })
-        .sum()
 }

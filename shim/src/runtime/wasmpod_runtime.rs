@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use wasmpod::host::{HostError, HostLayer};
+use wasmpod::hostdir::HostDir;
 use wasmpod::logs::Rotation;
 use wasmpod::{ContainerConfig, Engine, ExitStatus, Sandbox, SandboxConfig};
 
@@ -123,6 +124,14 @@ impl WasmpodRuntime {
     }
 }
 
+/// Whether the container's module is a file of its rootfs, looked up beneath the rootfs.
+fn in_rootfs(spec: &wasmpod::spec::ContainerSpec) -> bool {
+    match &spec.rootfs {
+        None => spec.module.is_file(),
+        Some(rootfs) => HostDir::open(rootfs).is_ok_and(|root| root.is_file(&spec.module)),
+    }
+}
+
 #[async_trait]
 impl PodRuntime for WasmpodRuntime {
     async fn create_sandbox(&self, request: &SandboxRequest) -> Result<(), TaskError> {
@@ -184,14 +193,19 @@ impl PodRuntime for WasmpodRuntime {
         }
         let created = async {
             let mut spec = container.spec.clone();
-            if !spec.module.is_file() {
+            if !in_rootfs(&spec) {
                 spec.module = self.layer_module(&id, &sandbox).await.ok_or_else(|| {
                     TaskError::ModuleNotFound {
                         id: id.clone(),
                         module: container.module_arg.clone(),
-                        path: container.spec.module.clone(),
+                        path: spec
+                            .rootfs
+                            .as_deref()
+                            .unwrap_or(Path::new(""))
+                            .join(&spec.module),
                     }
                 })?;
+                spec.rootfs = None;
             }
             for volume in &container.volumes {
                 sandbox.add_volume(volume)?;
@@ -293,7 +307,7 @@ impl PodRuntime for WasmpodRuntime {
         if let Some(sandbox) = sandbox {
             result = sandbox.delete().await.map_err(TaskError::from);
             let dir = sandbox.config().dir.clone();
-            if let Err(error) = std::fs::remove_dir_all(&dir)
+            if let Err(error) = wasmpod::hostdir::remove_tree(&dir)
                 && error.kind() != std::io::ErrorKind::NotFound
             {
                 tracing::warn!(dir = %dir.display(), %error, "cannot remove pod directory");

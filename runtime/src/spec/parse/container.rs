@@ -148,6 +148,7 @@ fn convert_container(
         name,
         image,
         module,
+        rootfs: None,
         argv,
         env,
         working_dir,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::field_path::FieldPath;
-use super::names::{check_dns_label, check_dns_subdomain, generate_uid, random_suffix};
+use super::names::{check_dns_label, check_dns_subdomain, check_uid, generate_uid, random_suffix};
 use super::policy::{SCHEDULER, ignore_fields, non_empty, nonempty};
 use crate::spec::SpecError;
 
@@ -70,10 +70,12 @@ pub(super) fn convert_metadata(metadata: ObjectMeta) -> Result<Meta, SpecError> 
     check_dns_subdomain(&name, &p.field("name"))?;
     let namespace = non_empty(namespace).unwrap_or_else(|| "default".to_string());
     check_dns_label(&namespace, &p.field("namespace"))?;
+    let uid = non_empty(uid).unwrap_or_else(generate_uid);
+    check_uid(&uid, &p.field("uid"))?;
     Ok(Meta {
         name,
         namespace,
-        uid: non_empty(uid).unwrap_or_else(generate_uid),
+        uid,
         labels: labels.unwrap_or_default(),
         annotations: annotations.unwrap_or_default(),
     })
@@ -110,6 +112,21 @@ mod tests {
             err(&pod("containers: [{image: a.wasm}]")),
             "spec.containers[0].name: required value"
         );
+    }
+
+    /// The uid names the pod's directory: it can never climb out of the state directory.
+    #[test]
+    fn metadata_uid_is_one_plain_path_component() {
+        let uuid = "0b5f8d2e-7c1a-4e0f-9a57-3f2b8c6d1e4a";
+        let spec = ok(&pod_with_metadata(&format!("{{name: demo, uid: {uuid}}}")));
+        assert_eq!(spec.uid, uuid);
+        for bad in ["../../etc", "/tmp", "a/b", "..", "x y"] {
+            let e = err(&pod_with_metadata(&format!("{{name: demo, uid: {bad:?}}}")));
+            assert!(
+                e.starts_with(&format!("metadata.uid: invalid value {bad:?}")),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

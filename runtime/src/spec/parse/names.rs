@@ -50,6 +50,23 @@ pub(super) fn check_dns_label(name: &str, p: &FieldPath) -> Result<(), SpecError
     )
 }
 
+/// A pod's `metadata.uid`: it names the pod's directory on the host, so it is one plain path
+/// component. The API server writes a UUID; any ASCII letters, digits, `-` and `_` up to 128
+/// are accepted, and nothing that could be `..` or hold a `/`.
+pub(super) fn check_uid(uid: &str, p: &FieldPath) -> Result<(), SpecError> {
+    check_name(
+        uid,
+        p,
+        |uid| {
+            uid.len() <= 128
+                && uid
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        },
+        "be at most 128 ASCII letters, digits, '-' and '_' (a UUID)",
+    )
+}
+
 /// A DNS-1123 subdomain: pod names.
 pub(super) fn check_dns_subdomain(name: &str, p: &FieldPath) -> Result<(), SpecError> {
     check_name(

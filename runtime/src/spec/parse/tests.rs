@@ -203,6 +203,7 @@ fn kubectl_dry_run_manifest() {
             name: "demo".to_string(),
             image: "hello.wasm".to_string(),
             module: PathBuf::from("/pods/hello.wasm"),
+            rootfs: None,
             argv: strings(&["hello.wasm"]),
             env: Vec::new(),
             working_dir: None,
