@@ -22,7 +22,8 @@ pub use cache::{CacheStats, CompileCache};
 pub use image::{Image, ImageKind};
 pub use limits::{CPU_PERIOD, OutOfMemory, Usage};
 pub use run::{
-    EXIT_KILLED, EXIT_START_ERROR, EXIT_TRAP, ExitReason, ExitStatus, GuestIo, Invocation, Preopen,
+    EXIT_KILLED, EXIT_START_ERROR, EXIT_TRAP, ExitReason, ExitStatus, GuestIo, Invocation,
+    MAX_HANDLES, Preopen,
 };
 pub(crate) use store::StoreData;
 
@@ -155,6 +156,7 @@ impl Drop for EngineInner {
 impl Engine {
     /// Builds the engine and starts its epoch ticker.
     pub fn new(config: EngineConfig) -> Result<Self> {
+        raise_descriptor_limit();
         let mut pool = wasmtime::PoolingAllocationConfig::new();
         pool.total_core_instances(config.pool_instances)
             .total_component_instances(config.pool_instances)
@@ -340,6 +342,24 @@ fn read_wasm(mut file: std::fs::File, path: &Path) -> Result<(Vec<u8>, ImageKind
     }
     let kind = ImageKind::detect(&wasm, path)?;
     Ok((wasm, kind))
+}
+
+/// Raises this process's soft limit on open descriptors to its hard limit, as Go programs and
+/// containerd do: every container's open files are the one pod process's descriptors (each
+/// container is capped at [`MAX_HANDLES`](run::MAX_HANDLES)), and a soft limit of 1024 would be
+/// reached by one busy container.
+fn raise_descriptor_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(error) = setrlimit(Resource::Nofile, raised) {
+            tracing::debug!(%error, "cannot raise the open file limit");
+        }
+    }
 }
 
 /// Advances the engine's epoch every `tick` until `stop` is set. The thread holds a clone of the

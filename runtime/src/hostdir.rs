@@ -97,10 +97,10 @@ impl HostDir {
         };
         match (created, self.open_dir(relative)) {
             (_, Ok(dir)) => Ok(dir),
-            // A link leading out makes mkdir fail (EEXIST); opening it tells why.
-            (_, Err(open)) if is_escape(&open) => Err(open),
-            (Err(create), Err(_)) => Err(create),
-            (Ok(()), Err(open)) => Err(open),
+            // Nothing there: why it could not be made.
+            (Err(create), Err(open)) if open.kind() == io::ErrorKind::NotFound => Err(create),
+            // A link leading out, or a loop, makes mkdir fail with EEXIST; opening tells why.
+            (_, Err(open)) => Err(open),
         }
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use wasmtime::{Store, StoreContextMut, UpdateDeadline};
 use wasmtime_wasi::cli::StdoutStream;
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder, WasiView};
 
 use super::image::one_line;
 use super::limits::{Limiter, OutOfMemory, Throttle, Usage};
@@ -112,6 +112,12 @@ pub struct ExitStatus {
 pub const EXIT_TRAP: i32 = 134;
 /// Exit code of a guest stopped by the runtime: 128 + SIGKILL, as Kubernetes reports it.
 pub const EXIT_KILLED: i32 = 137;
+/// The most handles a guest may hold at once: open files and directories, streams, sockets,
+/// pollables. Each open file is a host descriptor of the one pod process, so without a cap one
+/// container could take every descriptor its neighbours and the runtime need; past it, the
+/// opening call fails in the guest (and a guest that treats that as fatal ends itself).
+pub const MAX_HANDLES: usize = 4096;
+
 /// Exit code of a guest that could not start.
 pub const EXIT_START_ERROR: i32 = 128;
 
@@ -262,7 +268,9 @@ fn build_wasi(
     if let Some(cwd) = &invocation.cwd {
         builder.initial_cwd(cwd).env("PWD", cwd);
     }
-    Ok(builder.build_p1())
+    let mut wasi = builder.build_p1();
+    wasi.ctx().table.set_max_capacity(MAX_HANDLES);
+    Ok(wasi)
 }
 
 fn perms_of(preopen: &Preopen) -> FsPerms {
