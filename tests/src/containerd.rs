@@ -296,6 +296,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         self.import(CRI_NAMESPACE, &pause);
     }
 
+    /// The containerd daemon's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The pids of the shims this containerd started.
     pub fn shim_pids(&self) -> Vec<u32> {
         let socket = self.socket.to_string_lossy().into_owned();
