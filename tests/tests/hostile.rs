@@ -297,3 +297,61 @@ spec:
     );
     assert_eq!(terminated(&status, "neighbour"), (0, "Completed".into()));
 }
+
+/// A timer is two handles (its deadline and its pollable): 1,900 of them and the guest's own
+/// few fill most of the 4096-handle cap; 10,000 pass it.
+#[test]
+fn a_guest_polling_thousands_of_pollables_neither_starves_its_neighbour_nor_passes_the_cap() {
+    let wasmpod = Wasmpod::new();
+    let manifest = format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: pollers}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: poller
+    image: {hostile}
+    args: ["poll", "1900", "3000"]
+  - name: greedy
+    image: {hostile}
+    args: ["poll", "10000", "3000"]
+  - name: neighbour
+    image: {sleep}
+    args: ["100"]
+"#,
+        hostile = guests::HOSTILE_P2,
+        sleep = guests::SLEEP_P1,
+    );
+    let (out, status) = run_leaving_nothing(&wasmpod, &manifest);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let polled = out.lines_of("poller").join("\n");
+    assert!(polled.starts_with("polled 1900 pollables "), "{polled}");
+    assert_eq!(terminated(&status, "poller"), (0, "Completed".into()));
+    // Past the handle cap: its own container ends, nobody else's.
+    assert_eq!(terminated(&status, "greedy").0, 134, "{status}");
+    assert!(
+        message(&status, "greedy").contains("resource table has no free keys"),
+        "{status}"
+    );
+    assert_eq!(out.lines_of("neighbour"), ["slept 100 ms"]);
+    // The neighbour's 100 ms sleep ended long before the pollers' 3 s.
+    let finished = |name: &str| {
+        let container = status["containerStatuses"]
+            .as_array()
+            .and_then(|all| all.iter().find(|c| c["name"] == name))
+            .unwrap_or_else(|| panic!("{name}: {status}"));
+        container["state"]["terminated"]["finishedAt"]
+            .as_str()
+            .unwrap_or_default()
+            .parse::<jiff::Timestamp>()
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let lead = finished("poller").duration_since(finished("neighbour"));
+    // finishedAt has whole seconds: a neighbour held back would end within a second of it.
+    assert!(
+        lead.as_secs_f64() >= 2.0,
+        "the neighbour waited for the poller: {lead:?}"
+    );
+}

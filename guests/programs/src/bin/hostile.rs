@@ -11,6 +11,9 @@
 //! - `hostile connections`: listens on `127.0.0.1:0`, then connects to itself and accepts,
 //!   holding both ends of every connection, until a connect or an accept fails; prints
 //!   `held N connections, then: ERROR` and exits 0 (wasip2: wasip1 has no sockets).
+//! - `hostile poll N MS`: subscribes `N` timers that never fire plus one that has, and polls
+//!   all of them again and again for `MS` milliseconds; prints `polled N pollables C times`
+//!   and exits 0 (wasip2: `wasi:io/poll`).
 //! - `hostile args`: prints `N args of B bytes, M env of C bytes`.
 //!
 //! Bad usage exits 2.
@@ -31,6 +34,10 @@ fn main() {
             Err(_) => usage(),
         },
         ["connections"] => connections(),
+        ["poll", n, ms] => match (n.parse(), ms.parse()) {
+            (Ok(n), Ok(ms)) => poll(n, ms),
+            _ => usage(),
+        },
         ["args", ..] => {
             let env: Vec<(String, String)> = std::env::vars().collect();
             println!(
@@ -46,7 +53,7 @@ fn main() {
 }
 
 fn usage() -> ! {
-    eprintln!("hostile: usage: hostile files DIR | tree DIR FILES DEPTH | line BYTES | connections | args");
+    eprintln!("hostile: usage: hostile files DIR | tree DIR FILES DEPTH | line BYTES | connections | poll N MS | args");
     std::process::exit(2);
 }
 
@@ -118,6 +125,28 @@ fn connections() {
             }
         }
     }
+}
+
+#[cfg(target_env = "p2")]
+fn poll(n: usize, ms: u64) {
+    use wasip2::clocks::monotonic_clock::subscribe_duration;
+    let never: Vec<_> = (0..n).map(|_| subscribe_duration(u64::MAX / 2)).collect();
+    let ready = subscribe_duration(0);
+    let mut all: Vec<&wasip2::io::poll::Pollable> = never.iter().collect();
+    all.push(&ready);
+    let start = std::time::Instant::now();
+    let mut count = 0u64;
+    while start.elapsed() < std::time::Duration::from_millis(ms) {
+        wasip2::io::poll::poll(&all);
+        count += 1;
+    }
+    println!("polled {n} pollables {count} times");
+}
+
+#[cfg(not(target_env = "p2"))]
+fn poll(_: usize, _: u64) {
+    eprintln!("hostile poll: wasip2 only");
+    std::process::exit(2);
 }
 
 fn line(bytes: usize) {
