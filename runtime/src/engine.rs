@@ -381,13 +381,17 @@ fn spawn_ticker(engine: wasmtime::Engine, tick: Duration, stop: Arc<AtomicBool>)
 mod tests {
     use super::*;
 
-    #[test]
-    fn an_unchanged_file_is_not_read_again_and_a_changed_one_is() {
-        let engine = Engine::new(EngineConfig {
+    fn memory_cached_engine() -> Engine {
+        Engine::new(EngineConfig {
             cache_dir: None,
             ..EngineConfig::default()
         })
-        .expect("engine");
+        .expect("engine")
+    }
+
+    #[test]
+    fn an_unchanged_file_is_not_read_again_and_a_changed_one_is() {
+        let engine = memory_cached_engine();
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("guest.wasm");
         let hello = std::fs::read(wasmpod_guests::HELLO_P1).expect("hello");
@@ -414,11 +418,7 @@ mod tests {
 
     #[test]
     fn a_module_in_a_rootfs_is_read_beneath_it() {
-        let engine = Engine::new(EngineConfig {
-            cache_dir: None,
-            ..EngineConfig::default()
-        })
-        .expect("engine");
+        let engine = memory_cached_engine();
         let dir = tempfile::tempdir().expect("tempdir");
         let rootfs = dir.path().join("rootfs");
         std::fs::create_dir_all(rootfs.join("bin")).expect("rootfs");
