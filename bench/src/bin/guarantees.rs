@@ -8,7 +8,7 @@
 //! - CPU limit accuracy: a spinning guest's measured CPU share under `limits.cpu` of 250m and
 //!   500m next to the share asked for.
 //!
-//! Run with `cargo run --release -p wasmpod-bench --bin guarantees`.
+//! Run with `cargo run --release -p wasmpod-bench --bin bench-guarantees`.
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! namespace and veth pair, next to a pod on the host's namespace without a cgroup, in the
 //! same run. Needs root.
 //!
-//! Run with `cargo run --release -p wasmpod-bench --bin host`.
+//! Run with `cargo run --release -p wasmpod-bench --bin bench-host`.
 
 use std::path::PathBuf;
 use std::time::Instant;

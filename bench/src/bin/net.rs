@@ -1,7 +1,7 @@
 //! `net`: round trip and throughput between two modules of one pod over the virtual loopback,
 //! next to the same guests over the kernel's loopback and two native processes, in one run.
 //!
-//! `cargo run --release -p wasmpod-bench --bin net -- --help`; see `bench/README.md`.
+//! `cargo run --release -p wasmpod-bench --bin bench-net -- --help`; see `bench/README.md`.
 //!
 //! Every case runs the same exchange: a 1-byte ping-pong (`--rounds` round trips, each timed
 //! by the client: the `tcp pingpong-*` guests time themselves with the WASI monotonic clock)

@@ -1,6 +1,6 @@
 //! `pod-start`: pod start latency of wasmpod next to plain wasmtime, measured in one run.
 //!
-//! `cargo run --release -p wasmpod-bench --bin pod-start -- --help`; see `bench/README.md`.
+//! `cargo run --release -p wasmpod-bench --bin bench-pod-start -- --help`; see `bench/README.md`.
 
 use std::path::PathBuf;
 

@@ -8,7 +8,7 @@
 //!
 //! Run as root, with containerd and runc installed (`.ci/run` installs them):
 //! `cargo build --release -p containerd-shim-wasmpod-v1 -p wasmpod &&
-//! WASMPOD_TEST_BIN_DIR=target/release cargo run --release -p wasmpod-bench --bin containerd
+//! WASMPOD_TEST_BIN_DIR=target/release cargo run --release -p wasmpod-bench --bin bench-shim
 //! [-- RUNS]` (without the variable it measures the `target/debug` shim).
 
 use std::path::Path;
