@@ -5,7 +5,7 @@ use std::process::Command;
 
 #[test]
 fn net_bench_runs_every_case() {
-    let out = Command::new(env!("CARGO_BIN_EXE_net"))
+    let out = Command::new(env!("CARGO_BIN_EXE_bench-net"))
         .args(["--rounds", "200", "--bytes", "4194304", "--bulk-runs", "1"])
         .output()
         .expect("run the net benchmark");
