@@ -7,7 +7,7 @@
 //!   `memory.current` when the memory controller is there).
 //!
 //! Run as root, with containerd and runc installed (`.ci/run` installs them):
-//! `cargo build --release -p containerd-shim-wasmpod-v1 -p wasmpod &&
+//! `cargo build --release -p containerd-shim-wasmpod-v1 -p wasmpod-cli &&
 //! WASMPOD_TEST_BIN_DIR=target/release cargo run --release -p wasmpod-bench --bin bench-shim
 //! [-- RUNS]` (without the variable it measures the `target/debug` shim).
 

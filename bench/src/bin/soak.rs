@@ -6,7 +6,7 @@
 //! the node's cgroups, network namespaces, mounts, shims and pod directories.
 //!
 //! Run as root, with containerd and runc installed (`.ci/run` installs them):
-//! `cargo build --release -p containerd-shim-wasmpod-v1 -p wasmpod &&
+//! `cargo build --release -p containerd-shim-wasmpod-v1 -p wasmpod-cli &&
 //! WASMPOD_TEST_BIN_DIR=target/release cargo run --release -p wasmpod-bench --bin bench-soak
 //! [-- SECONDS [KILL_EVERY_SECONDS]]` (default one hour, a kill every 3 minutes).
 //! Exec is not in the churn: the shim does not serve it yet.
