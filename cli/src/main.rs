@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use wasmpod::admission::{Node, Quantities};
 use wasmpod::host::{self, HostConfig, HostLayer, NetnsMode, PodIp};
 use wasmpod::logs::LogStream;
+use wasmpod::pod::PodDir;
 use wasmpod::runner::{self, RunOptions, Shutdown};
 use wasmpod::status::{Phase, PodStatus};
 use wasmpod::{Engine, EngineConfig, ErrorKind};
@@ -247,7 +248,7 @@ fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> anyhow::Result<ExitCode> {
             let name = dir
                 .file_name()
                 .map_or_else(|| "pod".to_owned(), |n| n.to_string_lossy().into_owned());
-            let record = dir.join(host::STATE_FILE);
+            let record = PodDir::new(&dir).host_record();
             Some(HostLayer::establish(&config, &name, &record).map_err(wasmpod::Error::from)?)
         }
         None => {
@@ -452,28 +453,22 @@ fn print_logs(
     attempt: Option<u32>,
     timestamps: bool,
 ) -> anyhow::Result<ExitCode> {
-    let dir = pod_dir.join("logs").join(container);
+    let pod = PodDir::new(pod_dir);
     let attempt = match attempt {
         Some(n) => n,
-        None => std::fs::read_dir(&dir)
+        None => pod
+            .log_attempts(container)
             .with_context(|| {
                 format!(
                     "no logs for container {container:?} in {}",
                     pod_dir.display()
                 )
             })?
-            .filter_map(|e| {
-                e.ok()?
-                    .file_name()
-                    .to_str()?
-                    .strip_suffix(".log")?
-                    .parse()
-                    .ok()
-            })
+            .into_iter()
             .max()
             .with_context(|| format!("no logs for container {container:?}"))?,
     };
-    let path = dir.join(format!("{attempt}.log"));
+    let path = pod.log_file(container, attempt);
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
     let mut out = std::io::stdout().lock();

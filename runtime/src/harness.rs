@@ -36,6 +36,7 @@ use crate::engine::{Engine, EngineConfig, ExitReason};
 use crate::error::{Error, Result};
 use crate::hostdir::HostDir;
 use crate::logs::{LogStream, read_lines};
+use crate::pod::PodDir;
 use crate::runner::{self, RunOptions, Shutdown};
 use crate::spec::{
     ContainerSpec, HostPathType, MountSpec, PodSpec, PreStop, RestartPolicy, SpecError,
@@ -308,8 +309,8 @@ impl PodBuilder {
                 }
             }
         }
-        let pod_dir = dir.path().join("pod");
-        let mut options = RunOptions::new(pod_dir.clone());
+        let pod_dir = PodDir::new(dir.path().join("pod"));
+        let mut options = RunOptions::new(pod_dir.path().to_owned());
         options.backoff_base = self.backoff_base;
         options.retain_volumes = true;
         options.eviction_interval = Duration::from_millis(50);
@@ -331,9 +332,16 @@ impl PodBuilder {
                 });
             }
         };
+        let memory_volumes = spec
+            .volumes
+            .iter()
+            .filter(|v| matches!(v.source, VolumeSource::EmptyDir { memory: true, .. }))
+            .map(|v| v.name.clone())
+            .collect();
         Ok(PodRun {
             status,
             pod_dir,
+            memory_volumes,
             _dir: dir,
         })
     }
@@ -388,8 +396,19 @@ fn shared_engine() -> Result<Engine> {
 #[derive(Debug)]
 pub struct PodRun {
     status: PodStatus,
-    pod_dir: PathBuf,
+    pod_dir: PodDir,
+    /// The `medium: Memory` emptyDirs, which live outside the pod directory.
+    memory_volumes: Vec<String>,
     _dir: tempfile::TempDir,
+}
+
+impl Drop for PodRun {
+    fn drop(&mut self) {
+        // The pod directory goes with the temp dir; memory-backed emptyDirs are elsewhere.
+        for name in &self.memory_volumes {
+            let _ = crate::hostdir::remove_tree(&self.pod_dir.empty_dir_path(name, true));
+        }
+    }
 }
 
 impl PodRun {
@@ -426,13 +445,13 @@ impl PodRun {
     /// The directory of container `name`'s CRI log files (`<restartCount>.log`, rotated ones
     /// as `<restartCount>.log.1`...).
     pub fn log_dir(&self, name: &str) -> PathBuf {
-        self.pod_dir.join("logs").join(name)
+        self.pod_dir.log_dir(name)
     }
 
     /// Every line container `name` wrote in its last run, in order (rotated files excluded).
     pub fn logs(&self, name: &str) -> Vec<(LogStream, String)> {
         let attempt = self.restart_count(name);
-        let path = self.log_dir(name).join(format!("{attempt}.log"));
+        let path = self.pod_dir.log_file(name, attempt);
         read_lines(&path).unwrap_or_default()
     }
 
@@ -456,7 +475,8 @@ impl PodRun {
 
     /// The host directory of emptyDir `volume` (hostPaths are where you put them).
     pub fn volume_path(&self, volume: &str) -> PathBuf {
-        self.pod_dir.join("volumes").join(volume)
+        let memory = self.memory_volumes.iter().any(|v| v == volume);
+        self.pod_dir.empty_dir_path(volume, memory)
     }
 
     /// Reads `path` (relative) from emptyDir `volume`, resolved beneath the volume: a symlink

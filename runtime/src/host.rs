@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 pub use cgroup::{CPU_PERIOD_US, Cgroup, CgroupLimits, CgroupStats};
 pub use mountinfo::{cgroup2_mount, this_cgroup, this_cgroup2_mount};
 pub use netns::NetNs;
-pub use state::{HostState, STATE_FILE, recover};
+pub use state::{HostState, recover};
 pub use veth::PodIp;
 
 use crate::error::ErrorKind;

@@ -10,6 +10,7 @@
 mod container;
 mod create;
 mod delete;
+mod dir;
 mod kill;
 mod start;
 mod stop;
@@ -21,6 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use container::Container;
 pub use container::{ContainerState, ContainerStatus};
+pub use dir::PodDir;
 
 use crate::engine::Engine;
 use crate::error::{ErrorKind, Result};
@@ -114,7 +116,7 @@ pub struct SandboxConfig {
     pub hostname: String,
     /// The pod's volumes.
     pub volumes: Vec<VolumeSpec>,
-    /// The pod's directory: emptyDirs under `volumes/`, logs under `logs/<container>/`.
+    /// The pod's directory (its layout: [`PodDir`]).
     pub dir: PathBuf,
     /// Sees every guest output record as it is written.
     pub log_observer: Option<PodLogObserver>,
@@ -212,6 +214,11 @@ impl Sandbox {
     /// The sandbox's configuration.
     pub fn config(&self) -> &SandboxConfig {
         &self.shared.config
+    }
+
+    /// The pod's directory.
+    pub fn dir(&self) -> PodDir {
+        PodDir::new(&self.shared.config.dir)
     }
 
     /// The pod's network (its counters are in [`Network::stats`]).

@@ -13,6 +13,7 @@ use std::path::{Component, Path, PathBuf};
 use crate::engine::Preopen;
 use crate::error::ErrorKind;
 use crate::hostdir::HostDir;
+use crate::pod::PodDir;
 use crate::spec::{HostPathType, MountSpec, VolumeSource, VolumeSpec};
 
 /// A volume could not be prepared or mounted.
@@ -107,12 +108,12 @@ struct Prepared {
 }
 
 impl Volumes {
-    /// Prepares every volume; emptyDirs go under `root` (created if needed). On error, what was
-    /// already created is removed again.
-    pub fn prepare(specs: &[VolumeSpec], root: &Path) -> Result<Volumes, VolumeError> {
+    /// Prepares every volume; emptyDirs go where `pod_dir` says (created if needed). On error,
+    /// what was already created is removed again.
+    pub fn prepare(specs: &[VolumeSpec], pod_dir: &PodDir) -> Result<Volumes, VolumeError> {
         let mut volumes = Volumes::default();
         for spec in specs {
-            match prepare_one(spec, root) {
+            match prepare_one(spec, pod_dir) {
                 Ok(prepared) => {
                     volumes.volumes.insert(spec.name.clone(), prepared);
                 }
@@ -126,12 +127,13 @@ impl Volumes {
     }
 
     /// Prepares one more volume, as a CRI container brings its bind mounts along; emptyDirs
-    /// go under `root`. Returns `false`, changing nothing, when a volume of that name exists.
-    pub fn add(&mut self, spec: &VolumeSpec, root: &Path) -> Result<bool, VolumeError> {
+    /// go where `pod_dir` says. Returns `false`, changing nothing, when a volume of that name
+    /// exists.
+    pub fn add(&mut self, spec: &VolumeSpec, pod_dir: &PodDir) -> Result<bool, VolumeError> {
         if self.volumes.contains_key(&spec.name) {
             return Ok(false);
         }
-        let prepared = prepare_one(spec, root)?;
+        let prepared = prepare_one(spec, pod_dir)?;
         self.volumes.insert(spec.name.clone(), prepared);
         Ok(true)
     }
@@ -240,7 +242,7 @@ pub fn working_dir(preopens: &[Preopen], cwd: &str) -> Result<Option<Preopen>, V
     }))
 }
 
-fn prepare_one(spec: &VolumeSpec, root: &Path) -> Result<Prepared, VolumeError> {
+fn prepare_one(spec: &VolumeSpec, pod_dir: &PodDir) -> Result<Prepared, VolumeError> {
     let io = |op, path: &Path| {
         let volume = spec.name.clone();
         let path = path.to_owned();
@@ -256,16 +258,8 @@ fn prepare_one(spec: &VolumeSpec, root: &Path) -> Result<Prepared, VolumeError> 
             // `/dev/shm` is writable by every user of the host: the directory is made there
             // (or under the pod's own directory) and opened without following a link, and must
             // belong to wasmpod's user, so nobody can hand the pod a directory of their choice.
-            let (parent, name) = if *memory && Path::new("/dev/shm").is_dir() {
-                let unique = root.to_string_lossy().replace('/', "_");
-                (
-                    PathBuf::from("/dev/shm"),
-                    format!("wasmpod{unique}_{}", spec.name),
-                )
-            } else {
-                std::fs::create_dir_all(root).map_err(io("create directory", root))?;
-                (root.to_owned(), spec.name.clone())
-            };
+            let (parent, name) = pod_dir.empty_dir(&spec.name, *memory);
+            std::fs::create_dir_all(&parent).map_err(io("create directory", &parent))?;
             let dir = HostDir::create_own(&parent, &name)
                 .map_err(io("create directory", &parent.join(&name)))?;
             Ok(Prepared { dir, owned: true })
@@ -350,7 +344,7 @@ mod tests {
     fn empty_dirs_are_created_and_removed() {
         let root = tempfile::tempdir().expect("tempdir");
         let mut volumes =
-            Volumes::prepare(&[empty_dir("data")], &root.path().join("v")).expect("prepare");
+            Volumes::prepare(&[empty_dir("data")], &PodDir::new(root.path())).expect("prepare");
         let host = volumes.host_path("data").expect("data").to_owned();
         assert!(host.is_dir());
         let preopens = volumes
@@ -372,17 +366,17 @@ mod tests {
                 kind: HostPathType::Directory,
             },
         };
-        let err = Volumes::prepare(&[empty_dir("a"), missing], &root.path().join("v"))
+        let err = Volumes::prepare(&[empty_dir("a"), missing], &PodDir::new(root.path()))
             .expect_err("missing hostPath");
         assert!(matches!(err, VolumeError::HostPathMissing { .. }), "{err}");
-        assert!(!root.path().join("v/a").exists());
+        assert!(!root.path().join("volumes/a").exists());
     }
 
     #[test]
     fn sub_paths_stay_inside_the_volume() {
         let root = tempfile::tempdir().expect("tempdir");
         let volumes =
-            Volumes::prepare(&[empty_dir("data")], &root.path().join("v")).expect("prepare");
+            Volumes::prepare(&[empty_dir("data")], &PodDir::new(root.path())).expect("prepare");
         let host = volumes.host_path("data").expect("data").to_owned();
         let ok = volumes
             .preopens(&[mount("data", "/x", Some("a/b"))])
@@ -402,7 +396,7 @@ mod tests {
         let outside = root.path().join("outside");
         std::fs::create_dir(&outside).expect("outside");
         let volumes =
-            Volumes::prepare(&[empty_dir("data")], &root.path().join("v")).expect("prepare");
+            Volumes::prepare(&[empty_dir("data")], &PodDir::new(root.path())).expect("prepare");
         let host = volumes.host_path("data").expect("data").to_owned();
         let up = "../".repeat(host.components().count()) + &outside.to_string_lossy()[1..];
         std::os::unix::fs::symlink(&up, host.join("up")).expect("relative link");
@@ -435,14 +429,13 @@ mod tests {
         };
         let target = root.path().join("target");
         std::fs::create_dir(&target).expect("target");
-        let unique = pod.join("volumes").to_string_lossy().replace('/', "_");
-        let planted = PathBuf::from(format!("/dev/shm/wasmpod{unique}_mem"));
+        let pod = PodDir::new(pod);
+        let planted = pod.empty_dir_path("mem", true);
         std::os::unix::fs::symlink(&target, &planted).expect("plant");
-        let err = Volumes::prepare(std::slice::from_ref(&memory), &pod.join("volumes"))
-            .expect_err("planted link");
+        let err = Volumes::prepare(std::slice::from_ref(&memory), &pod).expect_err("planted link");
         std::fs::remove_file(&planted).expect("unplant");
         assert!(matches!(err, VolumeError::Io { .. }), "{err}");
-        let mut volumes = Volumes::prepare(&[memory], &pod.join("volumes")).expect("prepare");
+        let mut volumes = Volumes::prepare(&[memory], &pod).expect("prepare");
         assert_eq!(volumes.host_path("mem"), Some(planted.as_path()));
         volumes.remove();
         assert!(!planted.exists());

@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use wasmpod::host::{self, CgroupLimits, HostConfig, HostLayer, NetnsMode, PodIp};
+use wasmpod::host::{CgroupLimits, HostConfig, HostLayer, NetnsMode, PodIp};
+use wasmpod::pod::PodDir;
 use wasmpod_tests::cgroup::CgroupParent as Parent;
 
 /// The tests count the process's fds: they run one at a time.
@@ -58,7 +59,7 @@ fn a_thousand_create_destroy_cycles_leave_nothing_behind() {
             // Every tenth pod gets a veth pair too (they are slower to make).
             pod_ip: (i % 10 == 0).then(|| PodIp::parse("169.254.77.2").expect("pod ip")),
         };
-        let record = state.path().join(format!("pod-{i}/{}", host::STATE_FILE));
+        let record = PodDir::new(state.path().join(format!("pod-{i}"))).host_record();
         let layer = HostLayer::create(&config, &format!("pod-{i}"), Some(&record))
             .unwrap_or_else(|e| panic!("cycle {i}: {e}"));
         assert!(layer.cgroup().is_some_and(|c| c.path().is_dir()));
@@ -86,7 +87,7 @@ fn setup_failing_halfway_leaves_nothing_behind() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let parent = Parent::new("halfway");
     let state = tempfile::tempdir().expect("tempdir");
-    let record = state.path().join(host::STATE_FILE);
+    let record = PodDir::new(state.path()).host_record();
     let config = HostConfig {
         cgroup_parent: Some(PathBuf::from(&parent.relative)),
         limits: CgroupLimits::default(),

@@ -25,7 +25,8 @@ use containerd_shim::protos::protobuf::MessageField;
 use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::{Config, Error, Flags, Shim, StartOpts};
 use tokio_util::sync::CancellationToken;
-use wasmpod::host::{CgroupLimits, DEFAULT_PIDS_MAX, HostConfig, HostLayer, NetnsMode, STATE_FILE};
+use wasmpod::host::{CgroupLimits, DEFAULT_PIDS_MAX, HostConfig, HostLayer, NetnsMode};
+use wasmpod::pod::PodDir;
 use wasmpod::{Engine, EngineConfig};
 
 use crate::bundle::{self, SandboxRequest, TaskKind};
@@ -106,7 +107,7 @@ fn prepare_host() -> HostSetup {
     if !wasmpod::host::privileged() {
         return Ok(None);
     }
-    let record = pod_dir(&flags.namespace, &sandbox.id).join(STATE_FILE);
+    let record = PodDir::new(pod_dir(&flags.namespace, &sandbox.id)).host_record();
     let (config, name) = host_config(&sandbox);
     Ok(Some(HostLayer::establish(&config, &name, &record)?))
 }

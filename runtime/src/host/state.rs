@@ -7,9 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cgroup::Cgroup;
 use super::veth;
-
-/// The file name of the record inside a pod directory.
-pub const STATE_FILE: &str = "host.json";
+use crate::pod::PodDir;
 
 /// What a pod process made on the host.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,7 +25,8 @@ impl HostState {
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir)?;
-        let tmp = dir.join(format!(".{STATE_FILE}.tmp"));
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
         std::fs::write(
             &tmp,
             serde_json::to_vec(self).map_err(std::io::Error::other)?,
@@ -48,15 +47,16 @@ pub fn recover(state_dir: &Path) -> Vec<PathBuf> {
         return Vec::new();
     };
     let mut cleaned = Vec::new();
-    for pod_dir in entries.flatten().map(|e| e.path()) {
-        let record = pod_dir.join(STATE_FILE);
+    for path in entries.flatten().map(|e| e.path()) {
+        let pod_dir = PodDir::new(&path);
+        let record = pod_dir.host_record();
         let Some(state) = HostState::read(&record) else {
             continue;
         };
         if alive(state.pid) {
             continue;
         }
-        tracing::warn!(pod = %pod_dir.display(), pid = state.pid, "cleaning up after a pod process that died");
+        tracing::warn!(pod = %path.display(), pid = state.pid, "cleaning up after a pod process that died");
         if let Some(path) = &state.cgroup
             && let Err(error) = Cgroup::adopt(path.clone()).destroy()
         {
@@ -67,10 +67,10 @@ pub fn recover(state_dir: &Path) -> Vec<PathBuf> {
         {
             tracing::warn!(%error, "cannot delete the veth of a dead pod");
         }
-        let _ = crate::hostdir::remove_tree(&pod_dir.join("volumes"));
-        let _ = crate::hostdir::remove_tree(&pod_dir.join("run"));
+        let _ = crate::hostdir::remove_tree(&pod_dir.volumes());
+        let _ = crate::hostdir::remove_tree(&pod_dir.control_root());
         let _ = std::fs::remove_file(&record);
-        cleaned.push(pod_dir);
+        cleaned.push(path);
     }
     cleaned
 }
@@ -94,7 +94,7 @@ mod tests {
             pid: u32::MAX,
             ..HostState::default()
         }
-        .write(&dead.join(STATE_FILE))
+        .write(&PodDir::new(&dead).host_record())
         .expect("write");
         let live = state.path().join("default_live_2");
         std::fs::create_dir_all(live.join("volumes/data")).expect("volume");
@@ -103,12 +103,12 @@ mod tests {
             pid: std::process::id(),
             ..HostState::default()
         }
-        .write(&live.join(STATE_FILE))
+        .write(&PodDir::new(&live).host_record())
         .expect("write");
         let cleaned = recover(state.path());
         assert_eq!(cleaned, vec![dead.clone()]);
         assert!(!dead.join("volumes").exists());
-        assert!(!dead.join(STATE_FILE).exists());
+        assert!(!PodDir::new(&dead).host_record().exists());
         assert!(live.join("volumes/data").exists());
     }
 }

@@ -5,7 +5,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use super::container::Container;
-use super::{CONTROL_DIR, ContainerConfig, PodError, Sandbox, SandboxConfig, SandboxState, Shared};
+use super::{
+    CONTROL_DIR, ContainerConfig, PodDir, PodError, Sandbox, SandboxConfig, SandboxState, Shared,
+};
 use crate::engine::{Engine, ImageError, Preopen};
 use crate::error::{Error, Result};
 use crate::hostdir::HostDir;
@@ -20,7 +22,7 @@ impl Sandbox {
         let volumes = config.volumes.clone();
         let prepared = tokio::task::spawn_blocking(move || -> Result<Volumes> {
             std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
-            Ok(Volumes::prepare(&volumes, &dir.join("volumes"))?)
+            Ok(Volumes::prepare(&volumes, &PodDir::new(&dir))?)
         })
         .await
         .map_err(|e| Error::io("join", &config.dir, std::io::Error::other(e)))?;
@@ -54,8 +56,7 @@ impl Sandbox {
     pub fn add_volume(&self, spec: &crate::spec::VolumeSpec) -> Result<bool> {
         let mut state = self.lock();
         self.ensure_alive(&state)?;
-        let root = self.shared.config.dir.join("volumes");
-        Ok(state.volumes.add(spec, &root)?)
+        Ok(state.volumes.add(spec, &self.dir())?)
     }
 
     /// Creates a container: loads its image (through the compile cache) and its log file. The
@@ -87,15 +88,16 @@ impl Sandbox {
         })
         .await
         .map_err(|e| Error::io("join", &config.spec.module, std::io::Error::other(e)))??;
-        let log_dir = self.shared.config.dir.join("logs").join(&config.spec.name);
+        let pod_dir = self.dir();
+        let log_dir = pod_dir.log_dir(&config.spec.name);
         std::fs::create_dir_all(&log_dir).map_err(|e| {
             setup(
                 &config.spec.name,
                 Error::io("create directory", &log_dir, e),
             )
         })?;
-        let log_path = log_dir.join(format!("{}.log", config.attempt));
-        let control_dir = self.shared.config.dir.join("run").join(&config.spec.name);
+        let log_path = pod_dir.log_file(&config.spec.name, config.attempt);
+        let control_dir = pod_dir.control_dir(&config.spec.name);
         fresh_dir(&control_dir).map_err(|e| {
             setup(
                 &config.spec.name,

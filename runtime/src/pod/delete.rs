@@ -34,10 +34,11 @@ impl Sandbox {
         let mut state = self.lock();
         state.containers.clear();
         self.shared.network.close();
-        remove_dir(&self.shared.config.dir.join("run"));
+        let dir = self.dir();
+        remove_dir(&dir.control_root());
         if !self.shared.config.retain_volumes {
             state.volumes.remove();
-            remove_dir(&self.shared.config.dir.join("volumes"));
+            remove_dir(&dir.volumes());
         }
         tracing::debug!(pod = self.shared.config.name, "sandbox deleted");
         Ok(())

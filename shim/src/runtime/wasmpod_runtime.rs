@@ -86,7 +86,7 @@ impl WasmpodRuntime {
             );
         }
         let module = layers.into_iter().next()?;
-        let dir = sandbox.config().dir.join("modules");
+        let dir = sandbox.dir().modules();
         let path = dir.join(format!("{id}.wasm"));
         let written = async {
             tokio::fs::create_dir_all(&dir).await?;

@@ -1,0 +1,139 @@
+//! A pod's directory on the host: the one place that knows its layout.
+//!
+//! ```text
+//! <pod dir>/volumes/<volume>/           emptyDirs (medium: Memory ones live in /dev/shm)
+//! <pod dir>/logs/<container>/<n>.log    CRI log files, n = the container's restart count
+//! <pod dir>/run/<container>/            control directories (the termination file)
+//! <pod dir>/modules/                    modules the shim took from images' Wasm layers
+//! <pod dir>/host.json                   the host layer's record, for recovery after a crash
+//! ```
+//!
+//! Everything else (the CLI, the shim, the harness, recovery) asks a [`PodDir`] for a path
+//! instead of spelling one.
+
+use std::path::{Path, PathBuf};
+
+/// Where `medium: Memory` emptyDirs go, when the host has it.
+const SHM: &str = "/dev/shm";
+
+/// A pod's directory and its layout.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PodDir {
+    path: PathBuf,
+}
+
+impl PodDir {
+    /// The pod directory at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        PodDir { path: path.into() }
+    }
+
+    /// The directory itself.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Where the pod's disk-backed emptyDirs go.
+    pub fn volumes(&self) -> PathBuf {
+        self.path.join("volumes")
+    }
+
+    /// Where emptyDir `name` goes: `(parent, directory name)`. A `memory` one goes to
+    /// `/dev/shm` (when the host has it) under a name derived from this pod directory's path,
+    /// so two pods never share one.
+    pub fn empty_dir(&self, name: &str, memory: bool) -> (PathBuf, String) {
+        if memory && Path::new(SHM).is_dir() {
+            let unique = self.volumes().to_string_lossy().replace('/', "_");
+            (PathBuf::from(SHM), format!("wasmpod{unique}_{name}"))
+        } else {
+            (self.volumes(), name.to_owned())
+        }
+    }
+
+    /// The host path of emptyDir `name`.
+    pub fn empty_dir_path(&self, name: &str, memory: bool) -> PathBuf {
+        let (parent, name) = self.empty_dir(name, memory);
+        parent.join(name)
+    }
+
+    /// The directory of container `container`'s log files.
+    pub fn log_dir(&self, container: &str) -> PathBuf {
+        self.path.join("logs").join(container)
+    }
+
+    /// The log file of run `attempt` (the restart count) of container `container`.
+    pub fn log_file(&self, container: &str, attempt: u32) -> PathBuf {
+        self.log_dir(container).join(format!("{attempt}.log"))
+    }
+
+    /// The runs (restart counts) of container `container` that have a log file, unordered.
+    pub fn log_attempts(&self, container: &str) -> std::io::Result<Vec<u32>> {
+        Ok(std::fs::read_dir(self.log_dir(container))?
+            .filter_map(|entry| {
+                entry
+                    .ok()?
+                    .file_name()
+                    .to_str()?
+                    .strip_suffix(".log")?
+                    .parse()
+                    .ok()
+            })
+            .collect())
+    }
+
+    /// The parent of every container's control directory.
+    pub fn control_root(&self) -> PathBuf {
+        self.path.join("run")
+    }
+
+    /// Container `container`'s control directory (read-only in the guest).
+    pub fn control_dir(&self, container: &str) -> PathBuf {
+        self.control_root().join(container)
+    }
+
+    /// Where the shim writes modules it took from images' Wasm layers.
+    pub fn modules(&self) -> PathBuf {
+        self.path.join("modules")
+    }
+
+    /// The host layer's record of what it made for this pod.
+    pub fn host_record(&self) -> PathBuf {
+        self.path.join("host.json")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_layout() {
+        let dir = PodDir::new("/run/wasmpod/default_web_1");
+        assert_eq!(
+            dir.volumes(),
+            Path::new("/run/wasmpod/default_web_1/volumes")
+        );
+        assert_eq!(
+            dir.empty_dir_path("data", false),
+            Path::new("/run/wasmpod/default_web_1/volumes/data")
+        );
+        assert_eq!(
+            dir.log_file("web", 2),
+            Path::new("/run/wasmpod/default_web_1/logs/web/2.log")
+        );
+        assert_eq!(
+            dir.control_dir("web"),
+            Path::new("/run/wasmpod/default_web_1/run/web")
+        );
+        assert_eq!(
+            dir.host_record(),
+            Path::new("/run/wasmpod/default_web_1/host.json")
+        );
+        if Path::new(SHM).is_dir() {
+            assert_eq!(
+                dir.empty_dir_path("mem", true),
+                Path::new("/dev/shm/wasmpod_run_wasmpod_default_web_1_volumes_mem")
+            );
+        }
+    }
+}
