@@ -220,6 +220,18 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// The `state.terminated.message` of container `name` in a `PodStatus` JSON (empty when none).
+pub fn terminated_message(status: &serde_json::Value, name: &str) -> String {
+    ["containerStatuses", "initContainerStatuses"]
+        .iter()
+        .filter_map(|key| status[key].as_array())
+        .flatten()
+        .find(|c| c["name"] == name)
+        .and_then(|c| c["state"]["terminated"]["message"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// The terminated state of container `name` in a `PodStatus` JSON: `(exitCode, reason)`.
 pub fn terminated(status: &serde_json::Value, name: &str) -> (i64, String) {
     let container = ["containerStatuses", "initContainerStatuses"]

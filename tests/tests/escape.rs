@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use wasmpod_guests as guests;
-use wasmpod_tests::{Wasmpod, terminated};
+use wasmpod_tests::{Wasmpod, terminated, terminated_message};
 
 /// The names in `dir`, sorted.
 fn listing(dir: &Path) -> Vec<String> {
@@ -88,12 +88,7 @@ spec:
             "StartError",
             "{name}: {status}"
         );
-        let message = status["containerStatuses"]
-            .as_array()
-            .and_then(|all| all.iter().find(|c| c["name"] == name))
-            .and_then(|c| c["state"]["terminated"]["message"].as_str())
-            .unwrap_or_default()
-            .to_owned();
+        let message = terminated_message(&status, name);
         assert!(
             message.contains(what) && message.contains("leads out of"),
             "{name}: {message}"

@@ -3,19 +3,7 @@
 //! the pod leaves nothing behind.
 
 use wasmpod_guests as guests;
-use wasmpod_tests::{Outcome, Wasmpod, terminated};
-
-/// The `terminated.message` of container `name`.
-fn message(status: &serde_json::Value, name: &str) -> String {
-    ["containerStatuses", "initContainerStatuses"]
-        .iter()
-        .filter_map(|key| status[key].as_array())
-        .flatten()
-        .find(|c| c["name"] == name)
-        .and_then(|c| c["state"]["terminated"]["message"].as_str())
-        .unwrap_or_default()
-        .to_owned()
-}
+use wasmpod_tests::{Outcome, Wasmpod, terminated, terminated_message as message};
 
 /// Runs `manifest` with `--rm` and checks the state directory is empty afterwards.
 fn run_leaving_nothing(wasmpod: &Wasmpod, manifest: &str) -> (Outcome, serde_json::Value) {
