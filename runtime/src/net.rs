@@ -36,6 +36,8 @@
 //! wasip1 modules have no sockets at all; networking guests are wasip2 components.
 
 mod bindings;
+#[doc(hidden)]
+pub mod fuzzing;
 mod host;
 mod listen;
 mod lookup;

@@ -339,20 +339,34 @@ pub fn module_in_archive(bytes: &[u8], archive: &Path) -> Result<Vec<u8>, OciErr
     )))
 }
 
-/// The files of tar stream `reader` whose paths (without a leading `./` or `/`) `wanted`
+/// The files of tar archive `archive` whose paths (without a leading `./` or `/`) `wanted`
 /// accepts, with their contents, in the order they appear.
+///
+/// What comes out is bounded by the archive's own size: an entry's contents are bytes of the
+/// archive, except a GNU sparse file's holes, which its header makes up as zeros. A header may
+/// claim gigabytes of holes in a kilobyte of archive; such an entry (no image needs one) is an
+/// error, before any of it is read.
 fn tar_files(
-    reader: impl Read,
+    archive: &[u8],
     mut wanted: impl FnMut(&str) -> bool,
 ) -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    let mut budget = archive.len() as u64;
     let mut files = Vec::new();
-    for entry in tar::Archive::new(reader).entries()? {
+    for entry in tar::Archive::new(archive).entries()? {
         let mut entry = entry?;
         let path = entry.path()?.to_string_lossy().into_owned();
         let path = path.trim_start_matches("./").trim_start_matches('/');
         if wanted(path) {
+            let size = entry.size();
+            if size > budget {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("entry {path} claims {size} bytes, more than the archive holds"),
+                ));
+            }
             let mut bytes = Vec::new();
-            entry.read_to_end(&mut bytes)?;
+            (&mut entry).take(size).read_to_end(&mut bytes)?;
+            budget -= bytes.len() as u64;
             files.push((path.to_owned(), bytes));
         }
     }
@@ -534,5 +548,44 @@ mod tests {
         archive.finish().expect("finish");
         drop(archive);
         assert_eq!(read_module(&out).expect("read"), MODULE);
+    }
+
+    /// A GNU sparse entry claiming `real_size` bytes (octal), all but the last a hole (zeros
+    /// the reader makes up), in a 2 KiB archive.
+    fn sparse_archive(path: &str, data_at: &[u8; 12], real_size: &[u8; 12]) -> Vec<u8> {
+        let mut header = tar::Header::new_gnu();
+        header.set_path(path).expect("path");
+        header.set_entry_type(tar::EntryType::GNUSparse);
+        header.set_size(1);
+        header.set_mode(0o644);
+        let gnu = header.as_gnu_mut().expect("a GNU header");
+        // One byte of data at `data_at` (octal), the end: everything before it is a hole.
+        gnu.sparse[0].offset = *data_at;
+        gnu.sparse[0].numbytes = *b"00000000001\0";
+        gnu.realsize = *real_size;
+        header.set_cksum();
+        let mut archive = header.as_bytes().to_vec();
+        archive.extend_from_slice(b"{");
+        archive.resize(2048, 0);
+        archive
+    }
+
+    #[test]
+    fn a_sparse_entry_expanding_beyond_the_archive_is_refused() {
+        // 8 GiB of zeros out of 2 KiB used to be read into memory (this archive is
+        // fuzz/corpus/oci_archive/sparse-bomb.tar).
+        let bomb = sparse_archive("index.json", b"77777777776\0", b"77777777777\0");
+        let error = module_in_archive(&bomb, Path::new("bomb.tar")).expect_err("refused");
+        assert!(
+            error.to_string().contains("more than the archive holds"),
+            "{error}"
+        );
+        // A sparse entry within the archive's size is still read.
+        let small = sparse_archive("index.json", b"00000000007\0", b"00000000010\0");
+        let files = tar_files(&small, |_| true).expect("read");
+        assert_eq!(
+            files,
+            [("index.json".to_owned(), b"\0\0\0\0\0\0\0{".to_vec())]
+        );
     }
 }

@@ -290,7 +290,18 @@ fn bind_mounts(id: &str, spec: &Spec) -> (Vec<VolumeSpec>, Vec<MountSpec>) {
 /// and systemd (`kubepods-burstable-pod<uid>.slice:cri-containerd:<id>`, whose parent slice
 /// expands to `kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid>.slice` and
 /// whose unit is `cri-containerd-<id>.scope`).
+///
+/// `None` for a path with no name, or one that would lead out of the cgroup2 mount: the
+/// parent must be plain directory names (no `..`) and the name one of them.
 pub fn cgroup_location(cgroups_path: &str) -> Option<(PathBuf, String)> {
+    let (parent, name) = cgroup_location_of(cgroups_path)?;
+    let plain = |path: &Path| path.components().all(|c| matches!(c, Component::Normal(_)));
+    let one_name = Path::new(&name).file_name() == Some(name.as_ref());
+    (plain(&parent) && one_name).then_some((parent, name))
+}
+
+/// [`cgroup_location`] before the check that it stays beneath the mount.
+fn cgroup_location_of(cgroups_path: &str) -> Option<(PathBuf, String)> {
     let parts: Vec<&str> = cgroups_path.split(':').collect();
     if let [slice, prefix, name] = parts.as_slice() {
         let unit = if prefix.is_empty() {
@@ -521,5 +532,22 @@ mod tests {
             Some((PathBuf::new(), "sb1.scope".into()))
         );
         assert_eq!(cgroup_location("sb1"), Some((PathBuf::new(), "sb1".into())));
+    }
+
+    #[test]
+    fn cgroup_locations_stay_beneath_the_mount() {
+        // The bundle fuzz target checks this (inputs kept as fuzz/corpus/bundle/cgroup-*): the
+        // host layer joins a location to the cgroup2 mount, so `..` used to lead anywhere on
+        // the host.
+        for path in [
+            "/kubepods/../../../etc/sb1",
+            "/..",
+            "../sb1",
+            "kubepods.slice:cri-containerd:../../../etc/x",
+            "kubepods.slice:cri-containerd:a/b",
+            "/x.slice:cri-containerd:sb1",
+        ] {
+            assert_eq!(cgroup_location(path), None, "{path}");
+        }
     }
 }

@@ -118,6 +118,11 @@ impl Endpoint {
     pub(crate) fn reset(&self) {
         self.conn.reset();
     }
+
+    /// Whether `other` is the other end of this connection.
+    pub(crate) fn is_peer_of(&self, other: &Endpoint) -> bool {
+        Arc::ptr_eq(&self.conn, &other.conn) && self.side != other.side
+    }
 }
 
 /// One direction of a connection.

@@ -150,6 +150,14 @@ impl TcpSocket {
             _permit: permit,
         }
     }
+
+    /// The connection's end, if this is a connected virtual socket.
+    pub(super) fn endpoint(&self) -> Option<&Endpoint> {
+        match &self.state {
+            State::Connected { endpoint, .. } => Some(endpoint),
+            _ => None,
+        }
+    }
 }
 
 #[wasmtime_wasi::async_trait]

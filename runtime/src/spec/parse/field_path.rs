@@ -28,12 +28,15 @@ impl FieldPath {
         FieldPath(format!("{}[{index}]", self.0))
     }
 
-    /// The entry `key` of a map: `.key` when it reads as a field name, else `[key]`.
+    /// The entry `key` of a map: `.key` when it reads as a field name, else `[key]`, quoted and
+    /// escaped (`["a\nb"]`) when it holds control characters, so an error stays one line.
     pub(super) fn key(&self, key: &str) -> FieldPath {
         let plain = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
             && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if plain {
             self.field(key)
+        } else if key.chars().any(char::is_control) {
+            FieldPath(format!("{}[{key:?}]", self.0))
         } else {
             FieldPath(format!("{}[{key}]", self.0))
         }
@@ -88,6 +91,16 @@ mod tests {
         );
         assert_eq!(FieldPath::default().field("kind").to_string(), "kind");
         assert_eq!(FieldPath::default().key("a-b").to_string(), "[a-b]");
+    }
+
+    #[test]
+    fn keys_with_control_characters_are_escaped() {
+        // Caught by the manifest fuzz target's one-line invariant (inputs kept as
+        // fuzz/corpus/manifest/multiline-*): an unknown or unsupported map key with a newline
+        // made a two-line error.
+        let p = FieldPath::root("metadata");
+        assert_eq!(p.key("a\nb").to_string(), r#"metadata["a\nb"]"#);
+        assert_eq!(p.key("a\rb/c").to_string(), r#"metadata["a\rb/c"]"#);
     }
 
     #[test]
