@@ -121,7 +121,7 @@ pub fn grouping(id: &str, bundle: &Path) -> String {
 /// Interprets `spec`, the spec of task `id` in `bundle`.
 pub fn parse(id: &str, bundle: &Path, spec: &Spec) -> Result<TaskKind, TaskError> {
     if annotation(spec, CONTAINER_TYPE) == Some("sandbox") {
-        return Ok(TaskKind::Sandbox(sandbox(id, spec)));
+        return sandbox(id, spec).map(TaskKind::Sandbox);
     }
     container(id, bundle, spec).map(|c| TaskKind::Container(Box::new(c)))
 }
@@ -134,7 +134,7 @@ fn annotation<'a>(spec: &'a Spec, key: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-fn sandbox(id: &str, spec: &Spec) -> SandboxRequest {
+fn sandbox(id: &str, spec: &Spec) -> Result<SandboxRequest, TaskError> {
     let name = annotation(spec, SANDBOX_NAME).unwrap_or(id).to_owned();
     let linux = spec.linux().as_ref();
     let netns = linux
@@ -150,7 +150,16 @@ fn sandbox(id: &str, spec: &Spec) -> SandboxRequest {
         .and_then(|l| l.cgroups_path().as_ref())
         .map(|p| p.to_string_lossy().into_owned())
         .filter(|p| !p.is_empty());
-    SandboxRequest {
+    if let Some(path) = &cgroups_path
+        && cgroup_location(path).is_none()
+    {
+        // Refused rather than run without the cgroup containerd asked for.
+        return Err(TaskError::InvalidSpec {
+            id: id.to_owned(),
+            message: format!("linux.cgroupsPath {path:?} leads out of the cgroup2 mount"),
+        });
+    }
+    Ok(SandboxRequest {
         id: id.to_owned(),
         hostname: spec
             .hostname()
@@ -164,7 +173,7 @@ fn sandbox(id: &str, spec: &Spec) -> SandboxRequest {
         name,
         netns,
         cgroups_path,
-    }
+    })
 }
 
 fn container(id: &str, bundle: &Path, spec: &Spec) -> Result<ContainerRequest, TaskError> {
@@ -549,5 +558,13 @@ mod tests {
         ] {
             assert_eq!(cgroup_location(path), None, "{path}");
         }
+        // A sandbox whose cgroupsPath leads out is refused, not run without its cgroup.
+        let mut json = serde_json::to_value(sandbox_spec()).expect("json");
+        json["linux"]["cgroupsPath"] = "/kubepods/../../etc/sb1".into();
+        let error = parse("sb1", Path::new("/b"), &spec(json)).expect_err("refused");
+        assert!(
+            error.to_string().contains("leads out of the cgroup2 mount"),
+            "{error}"
+        );
     }
 }
