@@ -301,7 +301,7 @@ spec:
   containers:
   - name: poller
     image: {hostile}
-    args: ["poll", "1900", "3000"]
+    args: ["poll", "1900", "4000"]
   - name: greedy
     image: {hostile}
     args: ["poll", "10000", "3000"]
@@ -324,7 +324,7 @@ spec:
         "{status}"
     );
     assert_eq!(out.lines_of("neighbour"), ["slept 100 ms"]);
-    // The neighbour's 100 ms sleep ended long before the pollers' 3 s.
+    // The neighbour's 100 ms sleep ended long before the poller's 4 s.
     let finished = |name: &str| {
         let container = status["containerStatuses"]
             .as_array()
