@@ -535,7 +535,8 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         .map(|e| matches!(e.kind(), ErrorKind::InvalidArgument | ErrorKind::NotFound))
         .unwrap_or(false)
         || e.downcast_ref::<wasmpod::SpecError>().is_some()
-        || e.downcast_ref::<wasmpod::engine::ImageError>().is_some();
+        || e.downcast_ref::<wasmpod::engine::ImageError>()
+            .is_some_and(|e| matches!(e.kind(), ErrorKind::InvalidArgument | ErrorKind::NotFound));
     if bad_input { 2 } else { 125 }
 }
 

@@ -61,7 +61,9 @@ pub enum ImageError {
 }
 
 impl ImageError {
-    pub(crate) fn kind(&self) -> ErrorKind {
+    /// The kind of this error: a missing module is `NotFound`, one that is no Wasm or does not
+    /// compile is `InvalidArgument`, one that cannot be read is `Internal`.
+    pub fn kind(&self) -> ErrorKind {
         match self {
             ImageError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 ErrorKind::NotFound

@@ -33,6 +33,16 @@ pub enum Error {
     /// A module could not be read, detected or compiled.
     #[error(transparent)]
     Image(#[from] crate::engine::ImageError),
+    /// A container's module (named by manifest field `field`) could not be loaded; the kind
+    /// is the image error's.
+    #[error("{field}: {image}")]
+    ImageOf {
+        /// The manifest field naming the module, e.g. `spec.containers[0].image`.
+        field: String,
+        /// What went wrong (already in the message: not chained as a source, so an error
+        /// report prints it once).
+        image: crate::engine::ImageError,
+    },
     /// A volume could not be prepared.
     #[error(transparent)]
     Volume(#[from] crate::volume::VolumeError),
@@ -73,7 +83,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Spec(_) => ErrorKind::InvalidArgument,
-            Error::Image(e) => e.kind(),
+            Error::Image(e) | Error::ImageOf { image: e, .. } => e.kind(),
             Error::Volume(e) => e.kind(),
             Error::Pod(e) => e.kind(),
             Error::Admission(e) => e.kind(),

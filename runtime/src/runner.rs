@@ -159,7 +159,7 @@ pub fn load_images(engine: &Engine, spec: &PodSpec) -> Result<()> {
     for (path, module) in containers {
         engine
             .load_image(module)
-            .map_err(|e| SpecError::new(path, e.to_string()))?;
+            .map_err(|image| crate::Error::ImageOf { field: path, image })?;
     }
     Ok(())
 }

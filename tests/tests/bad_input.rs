@@ -143,3 +143,22 @@ fn unknown_fields_are_named() {
         "spec.containers[0].imagePolicy",
     );
 }
+
+/// A module the host cannot read (here an I/O error: reading `/proc/self/mem` at offset 0) is
+/// wasmpod's failure, not bad input: exit 125, still one line naming the field, nothing left.
+#[test]
+fn an_unreadable_module_is_wasmpods_failure_not_bad_input() {
+    let wasmpod = Wasmpod::new();
+    let out = wasmpod.run_json(&pod(&container("a", "/proc/self/mem", ""), ""), &[]);
+    assert_eq!(out.code, 125, "stderr:\n{}", out.stderr);
+    assert_eq!(
+        out.stderr.trim(),
+        "wasmpod: spec.containers[0].image: read module /proc/self/mem: \
+         Input/output error (os error 5)"
+    );
+    assert_eq!(
+        wasmpod.state_entries(),
+        Vec::<std::path::PathBuf>::new(),
+        "left behind"
+    );
+}
