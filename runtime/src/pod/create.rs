@@ -16,6 +16,7 @@ use crate::volume::Volumes;
 
 impl Sandbox {
     /// Creates the sandbox: its directory and its volumes. Nothing is left behind on error.
+    #[tracing::instrument(name = "create_sandbox", skip_all, fields(pod = %config.name))]
     pub async fn create(engine: &Engine, config: SandboxConfig) -> Result<Sandbox> {
         let dir = config.dir.clone();
         let existed = dir.exists();
@@ -53,6 +54,7 @@ impl Sandbox {
     /// Adds a volume to the sandbox after its creation, for containers created later to mount
     /// (CRI hands each container its volumes as bind mounts). Returns `false`, changing
     /// nothing, when a volume of that name exists.
+    #[tracing::instrument(skip_all, fields(pod = %self.shared.config.name, volume = %spec.name))]
     pub fn add_volume(&self, spec: &crate::spec::VolumeSpec) -> Result<bool> {
         let mut state = self.lock();
         self.ensure_alive(&state)?;
@@ -61,6 +63,7 @@ impl Sandbox {
 
     /// Creates a container: loads its image (through the compile cache) and its log file. The
     /// name must be free: remove an exited container before creating its successor.
+    #[tracing::instrument(skip_all, fields(pod = %self.shared.config.name, container = %config.spec.name))]
     pub async fn create_container(&self, config: ContainerConfig) -> Result<()> {
         {
             let state = self.lock();

@@ -6,6 +6,7 @@ use crate::error::Result;
 impl Sandbox {
     /// Removes container `name`: it must not be running. Its log file stays (as kubelet keeps
     /// a pod's logs until the pod is deleted).
+    #[tracing::instrument(skip_all, fields(pod = %self.shared.config.name, container = name))]
     pub fn remove_container(&self, name: &str) -> Result<()> {
         let mut state = self.lock();
         self.find(&state, name)?
@@ -19,6 +20,7 @@ impl Sandbox {
     /// Deletes the sandbox: hard-stops every running container, waits for them, removes them
     /// and removes the volumes wasmpod created. The pod directory's logs stay for the caller.
     /// Idempotent.
+    #[tracing::instrument(name = "delete_sandbox", skip_all, fields(pod = %self.shared.config.name))]
     pub async fn delete(&self) -> Result<()> {
         let names: Vec<String> = {
             let mut state = self.lock();

@@ -6,6 +6,7 @@ use crate::error::Result;
 impl Sandbox {
     /// Hard-stops container `name` (exit code 137). A container that is not running is left
     /// as it is.
+    #[tracing::instrument(skip_all, fields(pod = %self.shared.config.name, container = name))]
     pub fn kill_container(&self, name: &str) -> Result<()> {
         let state = self.lock();
         let container = self.find(&state, name)?;

@@ -14,6 +14,7 @@ use crate::logs::{ContainerLog, LogObserver, LogStream};
 impl Sandbox {
     /// Starts container `name`: it must be `Created`. Returns once the guest is running; its
     /// end is observed with [`Sandbox::wait_container`].
+    #[tracing::instrument(skip_all, fields(pod = %self.shared.config.name, container = name))]
     pub fn start_container(&self, name: &str) -> Result<()> {
         let mut state = self.lock();
         self.ensure_alive(&state)?;

@@ -22,6 +22,7 @@ impl Sandbox {
     /// Stops container `name` within `grace`: its preStop hook (whose time counts against
     /// `grace`), then the termination request, then, when `grace` is over, a hard stop.
     /// Returns how it ended; `None` for a container that never started.
+    #[tracing::instrument(skip_all, fields(pod = %self.shared.config.name, container = name, ?grace))]
     pub async fn stop_container(&self, name: &str, grace: Duration) -> Result<Option<ExitStatus>> {
         let deadline = Instant::now() + grace;
         let (state, control_dir) = {

@@ -7,6 +7,7 @@ use crate::error::Result;
 impl Sandbox {
     /// Waits until container `name` exited and returns how. Works for a container that already
     /// exited; a container that never starts keeps the waiter waiting (use a deadline).
+    #[tracing::instrument(level = "trace", skip_all, fields(pod = %self.shared.config.name, container = name))]
     pub async fn wait_container(&self, name: &str) -> Result<ExitStatus> {
         let mut exit = {
             let state = self.lock();
