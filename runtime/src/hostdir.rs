@@ -209,6 +209,7 @@ pub fn remove_tree(path: &Path) -> io::Result<()> {
 fn empty(root: &Dir) -> io::Result<()> {
     const MAX_DEPTH: usize = 32;
     let mut moved = 0u64;
+    let mut relists = 64u32;
     // The branch being emptied: each directory with its name in the one before it.
     let mut branch: Vec<(Dir, std::ffi::OsString)> = Vec::new();
     loop {
@@ -231,9 +232,17 @@ fn empty(root: &Dir) -> io::Result<()> {
         match child {
             Some(child) => branch.push(child),
             None => match branch.pop() {
-                Some((_, name)) => {
+                Some((dir, name)) => {
                     let parent = branch.last().map_or(root, |(dir, _)| dir);
-                    parent.remove_dir(&name)?;
+                    match parent.remove_dir(&name) {
+                        // A listing that ran while entries were removed may have missed one:
+                        // list the directory again (a bounded number of times).
+                        Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty && relists > 0 => {
+                            relists -= 1;
+                            branch.push((dir, name));
+                        }
+                        removed => removed?,
+                    }
                 }
                 None => return Ok(()),
             },
