@@ -220,26 +220,28 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
-/// The `state.terminated.message` of container `name` in a `PodStatus` JSON (empty when none).
-pub fn terminated_message(status: &serde_json::Value, name: &str) -> String {
+/// The status of container `name` (init or app) in a `PodStatus` JSON; the test fails without
+/// one.
+pub fn container_status<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     ["containerStatuses", "initContainerStatuses"]
         .iter()
         .filter_map(|key| status[key].as_array())
         .flatten()
         .find(|c| c["name"] == name)
-        .and_then(|c| c["state"]["terminated"]["message"].as_str())
+        .unwrap_or_else(|| panic!("no status for container {name}: {status}"))
+}
+
+/// The `state.terminated.message` of container `name` in a `PodStatus` JSON (empty when none).
+pub fn terminated_message(status: &serde_json::Value, name: &str) -> String {
+    container_status(status, name)["state"]["terminated"]["message"]
+        .as_str()
         .unwrap_or_default()
         .to_owned()
 }
 
 /// The terminated state of container `name` in a `PodStatus` JSON: `(exitCode, reason)`.
 pub fn terminated(status: &serde_json::Value, name: &str) -> (i64, String) {
-    let container = ["containerStatuses", "initContainerStatuses"]
-        .iter()
-        .filter_map(|key| status[key].as_array())
-        .flatten()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no status for container {name}: {status}"));
+    let container = container_status(status, name);
     let t = &container["state"]["terminated"];
     (
         t["exitCode"]
@@ -251,12 +253,8 @@ pub fn terminated(status: &serde_json::Value, name: &str) -> (i64, String) {
 
 /// The `restartCount` of container `name`.
 pub fn restart_count(status: &serde_json::Value, name: &str) -> i64 {
-    ["containerStatuses", "initContainerStatuses"]
-        .iter()
-        .filter_map(|key| status[key].as_array())
-        .flatten()
-        .find(|c| c["name"] == name)
-        .and_then(|c| c["restartCount"].as_i64())
+    container_status(status, name)["restartCount"]
+        .as_i64()
         .unwrap_or_else(|| panic!("no restartCount for {name}: {status}"))
 }
 

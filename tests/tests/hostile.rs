@@ -3,7 +3,9 @@
 //! the pod leaves nothing behind.
 
 use wasmpod_guests as guests;
-use wasmpod_tests::{Outcome, Wasmpod, terminated, terminated_message as message};
+use wasmpod_tests::{
+    Outcome, Wasmpod, container_status, terminated, terminated_message as message,
+};
 
 /// Runs `manifest` with `--rm` and checks the state directory is empty afterwards.
 fn run_leaving_nothing(wasmpod: &Wasmpod, manifest: &str) -> (Outcome, serde_json::Value) {
@@ -326,11 +328,7 @@ spec:
     assert_eq!(out.lines_of("neighbour"), ["slept 100 ms"]);
     // The neighbour's 100 ms sleep ended long before the poller's 4 s.
     let finished = |name: &str| {
-        let container = status["containerStatuses"]
-            .as_array()
-            .and_then(|all| all.iter().find(|c| c["name"] == name))
-            .unwrap_or_else(|| panic!("{name}: {status}"));
-        container["state"]["terminated"]["finishedAt"]
+        container_status(&status, name)["state"]["terminated"]["finishedAt"]
             .as_str()
             .unwrap_or_default()
             .parse::<jiff::Timestamp>()
