@@ -13,10 +13,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use wasmpod::admission::{Node, Quantities};
-use wasmpod::host::{self, HostConfig, HostLayer, NetnsMode, PodIp};
+use wasmpod::host::{self, HostConfig, NetnsMode, PodIp};
 use wasmpod::logs::LogStream;
 use wasmpod::pod::PodDir;
-use wasmpod::runner::{self, RunOptions, Shutdown};
+use wasmpod::runner::{self, PodProcess, Prepare, RunOptions, Shutdown};
 use wasmpod::status::{Phase, PodStatus};
 use wasmpod::{Engine, EngineConfig, ErrorKind};
 
@@ -212,101 +212,81 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `wasmpod run`: everything that can refuse the pod happens before anything is made
-/// (manifest, admission, images); then the host layer, entered before the runtime starts its
-/// threads; then the pod; then the host layer's teardown, whatever happened.
+/// `wasmpod run`: the pod process is prepared (nothing is made before the manifest, admission
+/// and images passed), run in the foreground, and torn down whatever happened.
 fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> anyhow::Result<ExitCode> {
     let spec = wasmpod::spec::parse_pod_file(&args.manifest)?;
     let engine = engine(cache_dir)?;
-    let node = match (args.node_memory, args.node_cpu) {
-        (None, None) => Node::this_machine(),
-        (memory, cpu) => {
-            let machine = Node::this_machine().capacity();
-            Node::new(Quantities {
-                memory: memory.unwrap_or(machine.memory),
-                cpu_millis: cpu.unwrap_or(machine.cpu_millis),
-            })
-        }
-    };
-    let _admission = node.admit(&spec).map_err(wasmpod::Error::from)?;
-    runner::load_images(&engine, &spec)?;
-
-    let state_dir = args
-        .state_dir
-        .clone()
-        .unwrap_or_else(runner::default_state_dir);
-    let dir = runner::pod_dir(&state_dir, &spec);
+    let mut prepare = Prepare::new(
+        args.state_dir
+            .clone()
+            .unwrap_or_else(runner::default_state_dir),
+    );
+    prepare.host = host_config(&args, &spec)?;
+    prepare.node = Some(node(&args));
+    let unconfined = prepare.host.is_none();
+    let process = PodProcess::prepare(&engine, spec, prepare)?;
     let console = Console::new(args.output == Output::Json);
-    for cleaned in host::recover(&state_dir) {
+    if unconfined {
+        console
+            .note("wasmpod: not running as root: the pod gets no cgroup and no network namespace");
+    }
+    for cleaned in process.recovered() {
         console.note(&format!(
             "cleaned up after a crashed pod in {}",
             cleaned.display()
         ));
     }
-    let mut host = match host_config(&args, &spec)? {
-        Some(config) => {
-            let name = dir
-                .file_name()
-                .map_or_else(|| "pod".to_owned(), |n| n.to_string_lossy().into_owned());
-            let record = PodDir::new(&dir).host_record();
-            Some(HostLayer::establish(&config, &name, &record).map_err(wasmpod::Error::from)?)
-        }
-        None => {
-            console.note(
-                "wasmpod: not running as root: the pod gets no cgroup and no network namespace",
-            );
-            None
-        }
-    };
-    let warnings = host
-        .as_ref()
-        .map(|h| h.warnings().to_vec())
-        .unwrap_or_default();
-    for warning in &warnings {
+    for warning in process.warnings() {
         console.note(&format!("wasmpod: {warning}"));
     }
 
-    let runtime = tokio::runtime::Runtime::new().context("start tokio runtime")?;
-    let result = runtime.block_on(run_pod(
-        engine,
-        spec,
-        &args,
-        dir.clone(),
-        warnings,
-        &console,
-    ));
-    drop(runtime);
-    let cgroup = host.as_ref().and_then(|h| h.cgroup()).map(|c| c.stats());
-    if let Some(host) = host.take()
-        && let Err(error) = host.destroy()
-    {
+    let console_status = console.clone();
+    let console_log = console.clone();
+    let mut options = RunOptions {
+        backoff_base: args.backoff_base,
+        grace_period: args.grace_period,
+        follow_signals: true,
+        on_status: Some(Arc::new(move |status: &PodStatus| {
+            console_status.status(status)
+        })),
+        on_log: Some(Arc::new(
+            move |container: &str, stream, line: &str, _partial| {
+                console_log.log(container, stream, line)
+            },
+        )),
+        ..RunOptions::default()
+    };
+    options.network.policy = args.network;
+    let finished = process.run_to_end(options, Shutdown::new(), args.rm)?;
+    if let Some(error) = &finished.host_error {
         console.note(&format!("wasmpod: host layer teardown: {error}"));
     }
-    if args.rm {
-        let _ = wasmpod::hostdir::remove_tree(&dir);
-    } else if dir.exists() {
-        console.note(&format!("pod directory: {}", dir.display()));
+    if let Some(dir) = &finished.dir {
+        console.note(&format!("pod directory: {}", dir.path().display()));
     }
-    let status = result?;
     if args.output == Output::Json {
-        let mut json = status.to_json();
-        if let Some(peak) = peak_rss() {
-            json["wasmpod"]["runnerPeakRSSBytes"] = peak.into();
-        }
-        if let Some(stats) = cgroup {
-            json["wasmpod"]["cgroup"] = serde_json::json!({
-                "cpuUsageMillis": stats.cpu_usage.as_millis() as u64,
-                "nrThrottled": stats.nr_throttled,
-                "memoryCurrentBytes": stats.memory_current,
-                "oomKills": stats.oom_kills,
-            });
-        }
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&finished.status.to_json())?
+        );
     }
-    Ok(if status.phase == Phase::Succeeded {
+    Ok(if finished.status.phase == Phase::Succeeded {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    })
+}
+
+/// The node the pod must fit: this machine, or what `--node-memory` / `--node-cpu` say.
+fn node(args: &RunArgs) -> Arc<Node> {
+    if args.node_memory.is_none() && args.node_cpu.is_none() {
+        return Node::this_machine();
+    }
+    let machine = Node::this_machine().capacity();
+    Node::new(Quantities {
+        memory: args.node_memory.unwrap_or(machine.memory),
+        cpu_millis: args.node_cpu.unwrap_or(machine.cpu_millis),
     })
 }
 
@@ -329,60 +309,6 @@ fn host_config(args: &RunArgs, spec: &wasmpod::PodSpec) -> anyhow::Result<Option
         netns,
         pod_ip: args.pod_ip,
     }))
-}
-
-async fn run_pod(
-    engine: Engine,
-    spec: wasmpod::PodSpec,
-    args: &RunArgs,
-    dir: PathBuf,
-    warnings: Vec<String>,
-    console: &Console,
-) -> anyhow::Result<PodStatus> {
-    let mut options = RunOptions::new(dir);
-    options.backoff_base = args.backoff_base;
-    options.grace_period = args.grace_period;
-    options.network.policy = args.network;
-    // Admitted above, before anything was made.
-    options.node = None;
-    options.warnings = warnings;
-    options.on_status = Some({
-        let console = console.clone();
-        Arc::new(move |status: &PodStatus| console.status(status))
-    });
-    options.on_log = Some({
-        let console = console.clone();
-        Arc::new(move |container: &str, stream, line: &str, _partial| {
-            console.log(container, stream, line)
-        })
-    });
-    let shutdown = Shutdown::new();
-    tokio::spawn(stop_on_signals(shutdown.clone()));
-    Ok(runner::run(&engine, &spec, options, shutdown).await?)
-}
-
-/// The first Ctrl-C or SIGTERM terminates the pod gracefully; the next one kills it.
-async fn stop_on_signals(shutdown: Shutdown) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut interrupt), Ok(mut terminate)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        tracing::warn!("cannot install signal handlers: Ctrl-C will not stop the pod gracefully");
-        return;
-    };
-    let mut next = async || {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-    };
-    next().await;
-    tracing::warn!("terminating the pod (again to kill it now)");
-    shutdown.terminate();
-    next().await;
-    tracing::warn!("killing the pod");
-    shutdown.kill();
 }
 
 /// Where status lines and prefixed guest output go.
@@ -491,14 +417,6 @@ fn engine(cache_dir: Option<PathBuf>) -> anyhow::Result<Engine> {
         config.cache_dir = cache_dir;
     }
     Ok(Engine::new(config)?)
-}
-
-/// This process's peak resident memory (`VmHWM`), in bytes.
-fn peak_rss() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }
 
 /// `10s`, `250ms`, `2m`, or plain seconds.

@@ -37,7 +37,7 @@ use crate::error::{Error, Result};
 use crate::hostdir::HostDir;
 use crate::logs::{LogStream, read_lines};
 use crate::pod::PodDir;
-use crate::runner::{self, RunOptions, Shutdown};
+use crate::runner::{PodProcess, Prepare, RunOptions, Shutdown};
 use crate::spec::{
     ContainerSpec, HostPathType, MountSpec, PodSpec, PreStop, RestartPolicy, SpecError,
     VolumeSource, VolumeSpec,
@@ -309,29 +309,39 @@ impl PodBuilder {
                 }
             }
         }
-        let pod_dir = PodDir::new(dir.path().join("pod"));
-        let mut options = RunOptions::new(pod_dir.path().to_owned());
-        options.backoff_base = self.backoff_base;
-        options.retain_volumes = true;
-        options.eviction_interval = Duration::from_millis(50);
-        if let Some(node) = self.node {
-            options.node = Some(node);
-        }
-        let shutdown = Shutdown::new();
+        let mut prepare = Prepare::new(dir.path());
+        prepare.node = self.node.or(prepare.node);
         let engine = shared_engine()?;
-        let run = runner::run(&engine, &spec, options, shutdown.clone());
-        let mut run = std::pin::pin!(run);
-        let status = match tokio::time::timeout(timeout, &mut run).await {
-            Ok(status) => status?,
-            Err(_) => {
-                shutdown.kill();
-                let _ = run.await;
-                return Err(Error::Timeout {
-                    pod: spec.name.clone(),
-                    after: timeout,
-                });
+        // Blocking (images compile on a cache miss): off the async threads.
+        let process =
+            tokio::task::spawn_blocking(move || PodProcess::prepare(&engine, spec, prepare))
+                .await
+                .map_err(|e| Error::io("join", dir.path(), std::io::Error::other(e)))??;
+        let options = RunOptions {
+            backoff_base: self.backoff_base,
+            retain_volumes: true,
+            eviction_interval: Duration::from_millis(50),
+            ..RunOptions::default()
+        };
+        let shutdown = Shutdown::new();
+        let status = {
+            let mut run = std::pin::pin!(process.run(options, shutdown.clone()));
+            match tokio::time::timeout(timeout, &mut run).await {
+                Ok(status) => status?,
+                Err(_) => {
+                    shutdown.kill();
+                    let _ = run.await;
+                    return Err(Error::Timeout {
+                        pod: process.spec().name.clone(),
+                        after: timeout,
+                    });
+                }
             }
         };
+        let pod_dir = process.dir().clone();
+        let spec = process.spec().clone();
+        // No host layer to undo; the directory goes with the temp dir when the run is dropped.
+        process.teardown(false);
         let memory_volumes = spec
             .volumes
             .iter()

@@ -24,7 +24,7 @@ use container::Container;
 pub use container::{ContainerState, ContainerStatus};
 pub use dir::PodDir;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, Image};
 use crate::error::{ErrorKind, Result};
 use crate::logs::{LogStream, Rotation};
 use crate::net::{Network, NetworkConfig};
@@ -178,12 +178,25 @@ pub struct ContainerConfig {
     pub spec: ContainerSpec,
     /// How many times this container was restarted before: names its log file.
     pub attempt: u32,
+    /// The container's image, when the caller loaded it already (a pod process loads every
+    /// image before anything starts); otherwise `create_container` loads `spec.module`.
+    pub image: Option<Image>,
 }
 
 impl ContainerConfig {
     /// The `attempt`-th run of `spec`.
     pub fn new(spec: ContainerSpec, attempt: u32) -> Self {
-        ContainerConfig { spec, attempt }
+        ContainerConfig {
+            spec,
+            attempt,
+            image: None,
+        }
+    }
+
+    /// This config with its image already loaded.
+    pub fn with_image(mut self, image: Option<Image>) -> Self {
+        self.image = image;
+        self
     }
 }
 

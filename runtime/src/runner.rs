@@ -1,9 +1,10 @@
-//! Runs a whole manifest on the sandbox API, as `wasmpod run` does: images loaded first (a bad
-//! image starts nothing), then the sandbox, init containers one at a time (each to success),
+//! Runs a whole manifest on the sandbox API, as `wasmpod run` does, in a [`PodProcess`]:
+//! images loaded first (a bad image starts nothing), then the sandbox, init containers one at a time (each to success),
 //! then the app containers together, each restarted as `restartPolicy` says with Kubernetes'
 //! back-off, until the pod ends, its `activeDeadlineSeconds` passes, or `shutdown` fires.
 
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -12,15 +13,16 @@ use tokio_util::sync::CancellationToken;
 
 mod backoff;
 mod eviction;
+mod process;
 
 pub use backoff::Backoff;
 use eviction::evict_on_size_limits;
+pub use process::{Finished, PodProcess, Prepare, Teardown};
 
-use crate::admission::Node;
-use crate::engine::{Engine, ExitStatus};
+use crate::engine::{Engine, ExitStatus, Image};
 use crate::error::Result;
-use crate::pod::{ContainerConfig, PodLogObserver, Sandbox, SandboxConfig};
-use crate::spec::{ContainerSpec, PodSpec, RestartPolicy, SpecError};
+use crate::pod::{ContainerConfig, PodDir, PodLogObserver, Sandbox, SandboxConfig};
+use crate::spec::{ContainerSpec, PodSpec, RestartPolicy};
 use crate::status::{ContainerRecord, Phase, PodStatus, State};
 
 /// Sees the pod's status after every change.
@@ -29,8 +31,6 @@ pub type StatusObserver = Arc<dyn Fn(&PodStatus) + Send + Sync>;
 /// How a pod is run.
 #[derive(Clone)]
 pub struct RunOptions {
-    /// The pod's directory (volumes, logs).
-    pub dir: PathBuf,
     /// The first restart delay; it doubles up to 30× (5 min for Kubernetes' 10 s) and is reset
     /// after a container ran 60× as long (10 min) without failing. Default: 10 s.
     pub backoff_base: Duration,
@@ -40,11 +40,6 @@ pub struct RunOptions {
     pub on_log: Option<PodLogObserver>,
     /// Overrides the manifest's `terminationGracePeriodSeconds`.
     pub grace_period: Option<Duration>,
-    /// The node the pod must fit (gang admission); `None` when the caller admitted the pod
-    /// itself. Default: this machine.
-    pub node: Option<Arc<Node>>,
-    /// What the host layer could not enforce: each becomes a pod condition.
-    pub warnings: Vec<String>,
     /// Keep the emptyDirs after the pod ended (the test harness reads them). Default: false.
     pub retain_volumes: bool,
     /// How often emptyDirs with a `sizeLimit` are measured. Default: 1 s.
@@ -52,31 +47,32 @@ pub struct RunOptions {
     /// The pod's network (policy: may guests reach beyond the pod). Default:
     /// [`NetworkConfig::default`](crate::net::NetworkConfig::default), outbound allowed.
     pub network: crate::net::NetworkConfig,
+    /// [`PodProcess::run_to_end`] only: the first SIGINT or SIGTERM terminates the pod, the
+    /// next kills it. Default: false.
+    pub follow_signals: bool,
 }
 
 impl std::fmt::Debug for RunOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RunOptions")
-            .field("dir", &self.dir)
             .field("backoff_base", &self.backoff_base)
+            .field("grace_period", &self.grace_period)
             .finish_non_exhaustive()
     }
 }
 
-impl RunOptions {
-    /// Options with Kubernetes' defaults, keeping the pod under `dir`.
-    pub fn new(dir: PathBuf) -> Self {
+impl Default for RunOptions {
+    /// Kubernetes' defaults.
+    fn default() -> Self {
         RunOptions {
-            dir,
             backoff_base: Duration::from_secs(10),
             on_status: None,
             on_log: None,
             grace_period: None,
-            node: Some(Node::this_machine()),
-            warnings: Vec::new(),
             retain_volumes: false,
             eviction_interval: Duration::from_secs(1),
             network: crate::net::NetworkConfig::default(),
+            follow_signals: false,
         }
     }
 }
@@ -94,12 +90,6 @@ pub fn default_state_dir() -> PathBuf {
             std::env::var("USER").unwrap_or_else(|_| "user".into())
         )),
     }
-}
-
-/// The directory of pod `spec` under `state_dir`: `<namespace>_<name>_<uid>`, as kubelet
-/// names a pod's log directory.
-pub fn pod_dir(state_dir: &Path, spec: &PodSpec) -> PathBuf {
-    state_dir.join(format!("{}_{}_{}", spec.namespace, spec.name, spec.uid))
 }
 
 /// How a running pod is ended from outside: [`Shutdown::terminate`] asks every container to
@@ -141,49 +131,18 @@ impl Shutdown {
     }
 }
 
-/// Loads every container's image, so that a missing or invalid module fails before anything
-/// is created. The error names the container's `image` field. Blocking: compiling happens here
-/// on a cache miss.
-pub fn load_images(engine: &Engine, spec: &PodSpec) -> Result<()> {
-    let containers = spec
-        .init_containers
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (format!("spec.initContainers[{i}].image"), &c.module))
-        .chain(
-            spec.containers
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (format!("spec.containers[{i}].image"), &c.module)),
-        );
-    for (path, module) in containers {
-        engine
-            .load_image(module)
-            .map_err(|image| crate::Error::ImageOf { field: path, image })?;
-    }
-    Ok(())
-}
-
 /// Runs the pod to its end and returns its final status. The sandbox is deleted before this
 /// returns, whatever happened; the pod directory keeps the logs.
-pub async fn run(
+async fn run_pod(
     engine: &Engine,
     spec: &PodSpec,
+    dir: &PodDir,
+    images: &HashMap<String, Image>,
+    warnings: &[String],
     options: RunOptions,
     shutdown: Shutdown,
 ) -> Result<PodStatus> {
-    let _admission = options
-        .node
-        .as_ref()
-        .map(|node| node.admit(spec))
-        .transpose()?;
-    {
-        let (engine, spec) = (engine.clone(), spec.clone());
-        tokio::task::spawn_blocking(move || load_images(&engine, &spec))
-            .await
-            .map_err(|e| SpecError::new("", e.to_string()))??;
-    }
-    let mut config = SandboxConfig::for_pod(spec, options.dir.clone());
+    let mut config = SandboxConfig::for_pod(spec, dir.path().to_owned());
     config.log_observer = options.on_log.clone();
     config.retain_volumes = options.retain_volumes;
     config.network = options.network.clone();
@@ -192,7 +151,8 @@ pub async fn run(
         sandbox: sandbox.clone(),
         restart_policy: spec.restart_policy,
         backoff_base: options.backoff_base,
-        status: Mutex::new(PodStatus::new(spec).with_warnings(&options.warnings)),
+        status: Mutex::new(PodStatus::new(spec).with_warnings(warnings)),
+        images: images.clone(),
         on_status: options.on_status,
         grace: options
             .grace_period
@@ -236,6 +196,8 @@ pub async fn run(
 
 struct Pod {
     sandbox: Sandbox,
+    /// Every container's image, loaded before the pod started.
+    images: HashMap<String, Image>,
     restart_policy: RestartPolicy,
     backoff_base: Duration,
     status: Mutex<PodStatus>,
@@ -326,7 +288,8 @@ impl Pod {
         attempt: u32,
     ) -> (ExitStatus, Timestamp) {
         let name = spec.name.as_str();
-        let config = ContainerConfig::new(spec.clone(), attempt);
+        let config =
+            ContainerConfig::new(spec.clone(), attempt).with_image(self.images.get(name).cloned());
         let started_at = Timestamp::now();
         if let Err(e) = self.sandbox.create_container(config).await {
             return (ExitStatus::start_error(e.to_string()), started_at);

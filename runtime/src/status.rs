@@ -7,6 +7,7 @@ use k8s_openapi::api::core::v1 as k8s;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::engine::ExitStatus;
+use crate::host::CgroupStats;
 
 /// `status.phase`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +127,18 @@ pub struct PodStatus {
     /// What the host could not enforce (a missing cgroup controller...), one line each; each
     /// is a `wasmpod.io/HostLimits` condition with status `False`.
     pub warnings: Vec<String>,
+    /// What the pod's process used, when the pod had a process of its own
+    /// ([`PodProcess::run_to_end`](crate::runner::PodProcess::run_to_end)).
+    pub process: Option<ProcessUsage>,
+}
+
+/// What a pod's process used over its life.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcessUsage {
+    /// The process's peak resident memory (`VmHWM`), in bytes.
+    pub peak_rss: Option<u64>,
+    /// What the pod's cgroup used, read just before it was removed.
+    pub cgroup: Option<CgroupStats>,
 }
 
 impl PodStatus {
@@ -153,6 +166,7 @@ impl PodStatus {
                 .map(|c| ContainerRecord::waiting(&c.name, &c.image, app_reason))
                 .collect(),
             warnings: Vec::new(),
+            process: None,
         }
     }
 
@@ -222,9 +236,10 @@ impl PodStatus {
         summary.unwrap_or_else(|| self.phase.as_str().to_owned())
     }
 
-    /// The Kubernetes `v1` `PodStatus` as JSON, plus wasmpod's own per-container figures
-    /// under the key `wasmpod` (`{"containers": {NAME: {"cpuTimeMillis", "memoryPeakBytes"}}}`),
-    /// which Kubernetes clients ignore.
+    /// The Kubernetes `v1` `PodStatus` as JSON, plus wasmpod's own figures under the key
+    /// `wasmpod`, which Kubernetes clients ignore: `{"containers": {NAME: {"cpuTimeMillis",
+    /// "memoryPeakBytes"}}}`, and with [`PodStatus::process`] `"runnerPeakRSSBytes"` and
+    /// `"cgroup": {"cpuUsageMillis", "nrThrottled", "memoryCurrentBytes", "oomKills"}`.
     pub fn to_json(&self) -> serde_json::Value {
         let mut json = serde_json::to_value(self.to_k8s()).unwrap_or_default();
         let containers: serde_json::Map<String, serde_json::Value> = self
@@ -239,11 +254,22 @@ impl PodStatus {
                 (c.name.clone(), figures)
             })
             .collect();
+        let mut figures = serde_json::json!({ "containers": containers });
+        if let Some(process) = &self.process {
+            if let Some(peak) = process.peak_rss {
+                figures["runnerPeakRSSBytes"] = peak.into();
+            }
+            if let Some(stats) = &process.cgroup {
+                figures["cgroup"] = serde_json::json!({
+                    "cpuUsageMillis": stats.cpu_usage.as_millis() as u64,
+                    "nrThrottled": stats.nr_throttled,
+                    "memoryCurrentBytes": stats.memory_current,
+                    "oomKills": stats.oom_kills,
+                });
+            }
+        }
         if let Some(object) = json.as_object_mut() {
-            object.insert(
-                "wasmpod".into(),
-                serde_json::json!({ "containers": containers }),
-            );
+            object.insert("wasmpod".into(), figures);
         }
         json
     }

@@ -573,13 +573,23 @@ async fn the_network_demo_example_succeeds() {
     let spec = wasmpod::spec::parse_pod_file(std::path::Path::new(manifest)).expect("manifest");
     let dir = tempfile::tempdir().expect("tempdir");
     let (tx, mut lines) = mpsc::unbounded_channel();
-    let mut options = wasmpod::runner::RunOptions::new(dir.path().to_owned());
-    options.on_log = Some(Arc::new(move |container, stream, line, _| {
-        if container == "sidecar" && stream == LogStream::Stdout {
-            let _ = tx.send(line.to_owned());
-        }
-    }));
-    let run = wasmpod::runner::run(engine(), &spec, options, wasmpod::runner::Shutdown::new());
+    let options = wasmpod::runner::RunOptions {
+        on_log: Some(Arc::new(move |container, stream, line, _| {
+            if container == "sidecar" && stream == LogStream::Stdout {
+                let _ = tx.send(line.to_owned());
+            }
+        })),
+        ..Default::default()
+    };
+    let process = tokio::task::block_in_place(|| {
+        wasmpod::runner::PodProcess::prepare(
+            engine(),
+            spec,
+            wasmpod::runner::Prepare::new(dir.path()),
+        )
+    })
+    .expect("prepare");
+    let run = process.run(options, wasmpod::runner::Shutdown::new());
     let status = tokio::time::timeout(DEADLINE, run)
         .await
         .expect("the pod ended before the deadline")

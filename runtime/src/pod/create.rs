@@ -76,21 +76,26 @@ impl Sandbox {
                 .into());
             }
         }
-        let engine = self.shared.engine.clone();
-        let module = config.spec.module.clone();
-        let rootfs = config.spec.rootfs.clone();
-        let image = tokio::task::spawn_blocking(move || match rootfs {
-            None => engine.load_image(&module),
-            Some(rootfs) => {
-                let root = HostDir::open(&rootfs).map_err(|source| ImageError::Read {
-                    path: rootfs,
-                    source,
-                })?;
-                engine.load_image_in(&root, &module)
+        let image = match config.image.clone() {
+            Some(image) => image,
+            None => {
+                let engine = self.shared.engine.clone();
+                let module = config.spec.module.clone();
+                let rootfs = config.spec.rootfs.clone();
+                tokio::task::spawn_blocking(move || match rootfs {
+                    None => engine.load_image(&module),
+                    Some(rootfs) => {
+                        let root = HostDir::open(&rootfs).map_err(|source| ImageError::Read {
+                            path: rootfs,
+                            source,
+                        })?;
+                        engine.load_image_in(&root, &module)
+                    }
+                })
+                .await
+                .map_err(|e| Error::io("join", &config.spec.module, std::io::Error::other(e)))??
             }
-        })
-        .await
-        .map_err(|e| Error::io("join", &config.spec.module, std::io::Error::other(e)))??;
+        };
         let pod_dir = self.dir();
         let log_dir = pod_dir.log_dir(&config.spec.name);
         std::fs::create_dir_all(&log_dir).map_err(|e| {

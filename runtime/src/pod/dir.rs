@@ -28,6 +28,20 @@ impl PodDir {
         PodDir { path: path.into() }
     }
 
+    /// The directory of pod `spec` under `state_dir`: `<namespace>_<name>_<uid>`, as kubelet
+    /// names a pod's log directory.
+    pub fn for_pod(state_dir: &Path, spec: &crate::spec::PodSpec) -> Self {
+        PodDir::new(state_dir.join(format!("{}_{}_{}", spec.namespace, spec.name, spec.uid)))
+    }
+
+    /// The pod's name for host objects made for it (its cgroup, its veth's hash): the
+    /// directory's own name.
+    pub fn name(&self) -> String {
+        self.path
+            .file_name()
+            .map_or_else(|| "pod".to_owned(), |n| n.to_string_lossy().into_owned())
+    }
+
     /// The directory itself.
     pub fn path(&self) -> &Path {
         &self.path
