@@ -118,10 +118,20 @@ impl Default for Rotation {
 /// Sees every record as it is written: `(stream, content, partial)`.
 pub type LogObserver = Arc<dyn Fn(LogStream, &str, bool) + Send + Sync>;
 
-/// The log of one container run. Cheap to clone; all clones write the same file.
+/// Where a container run's log file goes and when it is rotated.
+#[derive(Debug, Clone)]
+pub struct LogFile {
+    /// The CRI log file (its directory must exist).
+    pub path: PathBuf,
+    /// When it is rotated.
+    pub rotation: Rotation,
+}
+
+/// The log of one container run: its CRI log file, if it has one, and its observer. Cheap to
+/// clone; all clones write the same file.
 #[derive(Clone)]
 pub struct ContainerLog {
-    inner: Arc<Mutex<LogFile>>,
+    inner: Arc<Mutex<LogState>>,
 }
 
 impl std::fmt::Debug for ContainerLog {
@@ -130,9 +140,10 @@ impl std::fmt::Debug for ContainerLog {
     }
 }
 
-struct LogFile {
+struct LogState {
     path: PathBuf,
-    out: BufWriter<File>,
+    /// `None` without a file: records go only to the observer.
+    out: Option<BufWriter<File>>,
     /// Bytes in the current file.
     size: u64,
     rotation: Rotation,
@@ -144,17 +155,19 @@ struct LogFile {
 }
 
 impl ContainerLog {
-    /// Creates (truncates) the log file at `path`; its directory must exist.
-    pub fn create(
-        path: &Path,
-        rotation: Rotation,
-        observer: Option<LogObserver>,
-    ) -> std::io::Result<Self> {
-        let file = File::create(path)?;
+    /// A log writing `file` (created, truncated) if given, and feeding `observer`.
+    pub fn create(file: Option<LogFile>, observer: Option<LogObserver>) -> std::io::Result<Self> {
+        let (path, out, rotation) = match file {
+            Some(LogFile { path, rotation }) => {
+                let out = BufWriter::with_capacity(MAX_RECORD + 64, File::create(&path)?);
+                (path, Some(out), rotation)
+            }
+            None => (PathBuf::new(), None, Rotation::default()),
+        };
         Ok(ContainerLog {
-            inner: Arc::new(Mutex::new(LogFile {
-                path: path.to_owned(),
-                out: BufWriter::with_capacity(MAX_RECORD + 64, file),
+            inner: Arc::new(Mutex::new(LogState {
+                path,
+                out,
                 size: 0,
                 rotation,
                 pending: Default::default(),
@@ -190,12 +203,12 @@ impl ContainerLog {
         file.flush();
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, LogFile> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LogState> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-impl LogFile {
+impl LogState {
     fn append(&mut self, stream: LogStream, mut bytes: &[u8]) {
         while !bytes.is_empty() {
             let pending_len = self.pending[stream as usize].len();
@@ -223,10 +236,10 @@ impl LogFile {
     fn record(&mut self, stream: LogStream, content: &[u8], partial: bool) {
         let content = String::from_utf8_lossy(content);
         let content = content.strip_suffix('\r').unwrap_or(&content);
-        if !self.failed {
+        if let Some(out) = self.out.as_mut().filter(|_| !self.failed) {
             let tag = if partial { 'P' } else { 'F' };
             let line = format!("{} {} {tag} {content}\n", now(), stream.as_str());
-            let written = self.out.write_all(line.as_bytes());
+            let written = out.write_all(line.as_bytes());
             self.note(written);
             self.size += line.len() as u64;
             if self.size > self.rotation.max_size {
@@ -241,11 +254,17 @@ impl LogFile {
 
     /// `N.log` → `N.log.1` → `N.log.2`..., dropping the oldest, and a fresh `N.log`.
     fn rotate(&mut self) -> std::io::Result<()> {
-        self.out.flush()?;
+        let Some(out) = self.out.as_mut() else {
+            return Ok(());
+        };
+        out.flush()?;
         let keep = self.rotation.max_files.max(1);
         let rotated = |n: u32| PathBuf::from(format!("{}.{n}", self.path.display()));
         if keep == 1 {
-            self.out = BufWriter::with_capacity(MAX_RECORD + 64, File::create(&self.path)?);
+            self.out = Some(BufWriter::with_capacity(
+                MAX_RECORD + 64,
+                File::create(&self.path)?,
+            ));
         } else {
             for n in (1..keep - 1).rev() {
                 match std::fs::rename(rotated(n), rotated(n + 1)) {
@@ -254,15 +273,18 @@ impl LogFile {
                 }
             }
             std::fs::rename(&self.path, rotated(1))?;
-            self.out = BufWriter::with_capacity(MAX_RECORD + 64, File::create(&self.path)?);
+            self.out = Some(BufWriter::with_capacity(
+                MAX_RECORD + 64,
+                File::create(&self.path)?,
+            ));
         }
         self.size = 0;
         Ok(())
     }
 
     fn flush(&mut self) {
-        if !self.failed {
-            let flushed = self.out.flush();
+        if let Some(out) = self.out.as_mut().filter(|_| !self.failed) {
+            let flushed = out.flush();
             self.note(flushed);
         }
     }
@@ -334,7 +356,11 @@ mod tests {
     fn captured(writes: &[(LogStream, &[u8])]) -> (String, Vec<(LogStream, String)>) {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("0.log");
-        let log = ContainerLog::create(&path, Rotation::default(), None).expect("create log");
+        let file = LogFile {
+            path: path.clone(),
+            rotation: Rotation::default(),
+        };
+        let log = ContainerLog::create(Some(file), None).expect("create log");
         for (stream, bytes) in writes {
             log.write(*stream, bytes);
         }
@@ -396,7 +422,11 @@ mod rotation_tests {
             max_size: 4096,
             max_files: 3,
         };
-        let log = ContainerLog::create(&path, rotation, None).expect("create log");
+        let file = LogFile {
+            path: path.clone(),
+            rotation,
+        };
+        let log = ContainerLog::create(Some(file), None).expect("create log");
         let line = [b'y'; 100];
         for i in 0..1000 {
             let mut bytes = line.to_vec();

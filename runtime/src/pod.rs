@@ -103,6 +103,17 @@ pub const TERMINATION_FILE_ENV: &str = "WASMPOD_TERMINATION_FILE";
 /// Sees every line a guest writes: `(container, stream, content, partial)`.
 pub type PodLogObserver = Arc<dyn Fn(&str, LogStream, &str, bool) + Send + Sync>;
 
+/// What a sandbox's containers use together ([`Sandbox::usage`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PodUsage {
+    /// CPU time of every container's guests.
+    pub cpu_time: std::time::Duration,
+    /// Bytes of linear memory and tables held now.
+    pub memory: u64,
+    /// The sum of each container's peak.
+    pub memory_peak: u64,
+}
+
 /// What a sandbox is made of.
 #[derive(Clone)]
 pub struct SandboxConfig {
@@ -120,8 +131,11 @@ pub struct SandboxConfig {
     pub dir: PathBuf,
     /// Sees every guest output record as it is written.
     pub log_observer: Option<PodLogObserver>,
-    /// When container log files are rotated.
-    pub log_rotation: Rotation,
+    /// Where guests' output goes besides `log_observer`: CRI log files in the pod directory
+    /// ([`PodDir::log_file`]), rotated as this says; `None` writes no files and
+    /// `log_observer` is the only sink (the shim: containerd writes the CRI files from its
+    /// FIFOs). Default: files with [`Rotation::default`].
+    pub log_files: Option<Rotation>,
     /// Keep the emptyDirs when the sandbox is deleted (a test harness inspects them, then
     /// removes `dir`). Default: false.
     pub retain_volumes: bool,
@@ -152,7 +166,7 @@ impl SandboxConfig {
             volumes: Vec::new(),
             dir,
             log_observer: None,
-            log_rotation: Rotation::default(),
+            log_files: Some(Rotation::default()),
             retain_volumes: false,
             network: NetworkConfig::default(),
         }
@@ -248,6 +262,20 @@ impl Sandbox {
     /// following a link a guest planted out of it.
     pub fn volume_dir(&self, name: &str) -> Option<crate::hostdir::HostDir> {
         self.lock().volumes.dir(name).cloned()
+    }
+
+    /// What the sandbox's containers use together: their CPU time, the memory they hold now,
+    /// and the sum of their peaks (each container's own, so an upper bound of the pod's).
+    pub fn usage(&self) -> PodUsage {
+        let state = self.lock();
+        state
+            .containers
+            .values()
+            .fold(PodUsage::default(), |total, c| PodUsage {
+                cpu_time: total.cpu_time + c.usage.cpu_time(),
+                memory: total.memory + c.usage.memory(),
+                memory_peak: total.memory_peak + c.usage.memory_peak(),
+            })
     }
 
     /// The statuses of every container, by name.

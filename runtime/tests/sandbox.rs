@@ -1,5 +1,6 @@
 //! The CRI-shaped sandbox API with real guests: create, start, wait, kill, remove.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use wasmpod::logs::{LogStream, read_lines};
@@ -53,7 +54,7 @@ async fn run_to_end(sandbox: &Sandbox, config: ContainerConfig) -> wasmpod::Exit
 }
 
 fn stdout_of(status: &wasmpod::ContainerStatus) -> Vec<String> {
-    read_lines(&status.log_path)
+    read_lines(status.log_path.as_deref().expect("a log file"))
         .expect("log file")
         .into_iter()
         .filter(|(s, _)| *s == LogStream::Stdout)
@@ -70,7 +71,7 @@ async fn module_and_component_run_in_one_sandbox_and_log_separately() {
         assert_eq!(exit.reason, ExitReason::Completed);
         let status = sandbox.container_status(name).expect("status");
         assert_eq!(status.state, ContainerState::Exited);
-        let lines = read_lines(&status.log_path).expect("log");
+        let lines = read_lines(status.log_path.as_deref().expect("a log file")).expect("log");
         assert_eq!(
             lines,
             vec![
@@ -81,6 +82,39 @@ async fn module_and_component_run_in_one_sandbox_and_log_separately() {
             "{name}"
         );
     }
+    sandbox.delete().await.expect("delete");
+}
+
+#[tokio::test]
+async fn without_log_files_the_observer_is_the_only_sink() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut config = sandbox_config(dir.path(), vec![]);
+    config.log_files = None;
+    config.log_observer = Some({
+        let seen = seen.clone();
+        Arc::new(move |container, stream, line, _| {
+            let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
+            seen.push((container.to_owned(), stream, line.to_owned()));
+        })
+    });
+    let sandbox = Sandbox::create(&engine(), config).await.expect("sandbox");
+    let exit = run_to_end(&sandbox, container("p2", guests::STDERR_P2, &[])).await;
+    assert!(exit.success(), "{exit:?}");
+    assert_eq!(
+        sandbox.container_status("p2").expect("status").log_path,
+        None
+    );
+    assert!(!sandbox.dir().log_dir("p2").exists());
+    let seen = seen.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    assert_eq!(
+        seen,
+        vec![
+            ("p2".to_owned(), LogStream::Stdout, "to stdout".to_owned()),
+            ("p2".to_owned(), LogStream::Stderr, "to stderr".to_owned()),
+            ("p2".to_owned(), LogStream::Stdout, "no newline".to_owned()),
+        ]
+    );
     sandbox.delete().await.expect("delete");
 }
 

@@ -67,8 +67,9 @@ pub struct ContainerStatus {
     pub finished_at: Option<Timestamp>,
     /// How its guest ended.
     pub exit: Option<ExitStatus>,
-    /// Its CRI log file.
-    pub log_path: PathBuf,
+    /// Its CRI log file; `None` when the sandbox writes none
+    /// ([`SandboxConfig::log_files`](crate::SandboxConfig::log_files)).
+    pub log_path: Option<PathBuf>,
     /// Its CPU time and memory.
     pub usage: Arc<Usage>,
 }
@@ -81,7 +82,7 @@ pub(super) struct Container {
     pub(super) created_at: Timestamp,
     pub(super) started_at: Option<Timestamp>,
     pub(super) finished_at: Option<Timestamp>,
-    pub(super) log_path: PathBuf,
+    pub(super) log_path: Option<PathBuf>,
     pub(super) usage: Arc<Usage>,
     /// Host side of the container's [`super::CONTROL_DIR`].
     pub(super) control_dir: PathBuf,
@@ -100,7 +101,7 @@ impl Container {
     pub(super) fn new(
         config: ContainerConfig,
         image: Image,
-        log_path: PathBuf,
+        log_path: Option<PathBuf>,
         control_dir: PathBuf,
         preopens: Vec<Preopen>,
     ) -> Self {

@@ -97,14 +97,19 @@ impl Sandbox {
             }
         };
         let pod_dir = self.dir();
-        let log_dir = pod_dir.log_dir(&config.spec.name);
-        std::fs::create_dir_all(&log_dir).map_err(|e| {
-            setup(
-                &config.spec.name,
-                Error::io("create directory", &log_dir, e),
-            )
-        })?;
-        let log_path = pod_dir.log_file(&config.spec.name, config.attempt);
+        let log_path = match self.shared.config.log_files {
+            Some(_) => {
+                let log_dir = pod_dir.log_dir(&config.spec.name);
+                std::fs::create_dir_all(&log_dir).map_err(|e| {
+                    setup(
+                        &config.spec.name,
+                        Error::io("create directory", &log_dir, e),
+                    )
+                })?;
+                Some(pod_dir.log_file(&config.spec.name, config.attempt))
+            }
+            None => None,
+        };
         let control_dir = pod_dir.control_dir(&config.spec.name);
         fresh_dir(&control_dir).map_err(|e| {
             setup(

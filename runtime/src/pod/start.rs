@@ -9,7 +9,7 @@ use super::create::setup;
 use super::{CONTROL_DIR, ContainerState, Sandbox, TERMINATION_FILE, TERMINATION_FILE_ENV};
 use crate::engine::{GuestIo, Invocation};
 use crate::error::{Error, Result};
-use crate::logs::{ContainerLog, LogObserver, LogStream};
+use crate::logs::{ContainerLog, LogFile, LogObserver, LogStream};
 
 impl Sandbox {
     /// Starts container `name`: it must be `Created`. Returns once the guest is running; its
@@ -24,9 +24,13 @@ impl Sandbox {
             .ok_or_else(|| self.not_found(name))?;
         container.check(ContainerState::Running, ContainerState::can_start)?;
         let invocation = self.invocation(container, container.config.spec.argv.clone());
-        let rotation = self.shared.config.log_rotation;
-        let log = ContainerLog::create(&container.log_path, rotation, self.log_observer(name))
-            .map_err(|e| setup(name, Error::io("create log", &container.log_path, e)))?;
+        let file = (container.log_path.clone())
+            .zip(self.shared.config.log_files)
+            .map(|(path, rotation)| LogFile { path, rotation });
+        let log = ContainerLog::create(file, self.log_observer(name)).map_err(|e| {
+            let path = container.log_path.clone().unwrap_or_default();
+            setup(name, Error::io("create log", path, e))
+        })?;
         container.log = Some(log.clone());
         container.state = ContainerState::Running;
         container.started_at = Some(Timestamp::now());

@@ -9,7 +9,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use wasmpod::host::{HostError, HostLayer};
 use wasmpod::hostdir::HostDir;
-use wasmpod::logs::Rotation;
 use wasmpod::{ContainerConfig, Engine, ExitStatus, Sandbox, SandboxConfig};
 
 use super::rootfs::{self, RootfsMount};
@@ -144,13 +143,9 @@ impl PodRuntime for WasmpodRuntime {
         config.namespace.clone_from(&request.namespace);
         config.uid.clone_from(&request.uid);
         config.hostname.clone_from(&request.hostname);
+        // Guests' output goes to containerd's FIFOs only: containerd writes the CRI log files.
         config.log_observer = Some(self.sinks.observer());
-        // containerd writes the CRI log files from the FIFOs; the runtime's own copy is kept
-        // small.
-        config.log_rotation = Rotation {
-            max_size: 1 << 20,
-            max_files: 1,
-        };
+        config.log_files = None;
         match Sandbox::create(&self.engine, config).await {
             Ok(sandbox) => {
                 let mut inner = self.lock();
@@ -245,21 +240,10 @@ impl PodRuntime for WasmpodRuntime {
     }
 
     fn remove_container(&self, id: &str) -> Result<(), TaskError> {
-        let sandbox = self.sandbox()?;
-        let log_dir = sandbox
-            .container_status(id)
-            .ok()
-            .and_then(|s| s.log_path.parent().map(Path::to_owned));
-        let removed = sandbox.remove_container(id);
+        let removed = self.sandbox()?.remove_container(id);
         if removed.is_ok() {
             self.sinks.close(id);
             self.unmount(id);
-            if let Some(dir) = log_dir
-                && let Err(error) = std::fs::remove_dir_all(&dir)
-                && error.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::warn!(dir = %dir.display(), %error, "cannot remove log directory");
-            }
         }
         Ok(removed?)
     }
@@ -275,14 +259,14 @@ impl PodRuntime for WasmpodRuntime {
 
     fn sandbox_usage(&self) -> Usage {
         let inner = self.lock();
-        let mut usage = Usage::default();
-        if let Some(sandbox) = &inner.sandbox {
-            for status in sandbox.container_statuses().values() {
-                usage.cpu += status.usage.cpu_time();
-                usage.memory += status.usage.memory();
-                usage.memory_peak += status.usage.memory_peak();
+        let mut usage = inner.sandbox.as_ref().map_or(Usage::default(), |sandbox| {
+            let pod = sandbox.usage();
+            Usage {
+                cpu: pod.cpu_time,
+                memory: pod.memory,
+                memory_peak: pod.memory_peak,
             }
-        }
+        });
         if let Some(cgroup) = inner.host.as_ref().and_then(HostLayer::cgroup) {
             let stats = cgroup.stats();
             usage.cpu = usage.cpu.max(stats.cpu_usage);
