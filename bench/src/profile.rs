@@ -88,11 +88,12 @@ pub async fn pieces(
     let mut create = Samples::default();
     for i in 0..iters {
         let pod = scratch.join(format!("fs-{i}"));
-        let logs = pod.join("logs").join("c");
+        let pod_dir = wasmpod::pod::PodDir::new(&pod);
+        let logs = pod_dir.log_dir("c");
         let began = Instant::now();
         std::fs::create_dir_all(&logs).context("create_dir_all")?;
         let made = Instant::now();
-        std::fs::File::create(logs.join("0.log")).context("create log")?;
+        std::fs::File::create(pod_dir.log_file("c", 0)).context("create log")?;
         create.push(made.elapsed());
         mkdir.push(made - began);
         std::fs::remove_dir_all(&pod).context("remove")?;

@@ -34,7 +34,7 @@ fn delete_after_a_dead_shim_removes_its_pod_directory_and_reports_a_kill() {
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("state");
     let pod = state.join("k8s.io").join("pod1");
-    std::fs::create_dir_all(pod.join("volumes")).expect("pod dir");
+    std::fs::create_dir_all(wasmpod::pod::PodDir::new(&pod).volumes()).expect("pod dir");
     let bundle = dir.path().join("bundle");
     std::fs::create_dir(&bundle).expect("bundle");
     // The address of a shim that no longer serves.

@@ -79,12 +79,7 @@ fn the_pod_process_lives_in_its_cgroup_and_namespace_and_both_go_with_it() {
     let outcome = running.finish();
     assert_eq!(outcome.code, 1, "{}", outcome.stderr);
     assert!(!cgroup.exists(), "the pod cgroup is removed");
-    assert!(
-        wasmpod
-            .state_entries()
-            .iter()
-            .all(|e| !e.ends_with("host.json"))
-    );
+    assert!(wasmpod.state_entries().iter().all(|e| !is_host_record(e)));
 }
 
 #[test]
@@ -205,10 +200,7 @@ fn the_next_run_cleans_up_after_a_pod_process_that_was_killed() {
     assert_eq!(outcome.code, -1, "killed by a signal");
     assert!(leftovers[0].exists(), "a killed process leaves its cgroup");
     assert!(
-        wasmpod
-            .state_entries()
-            .iter()
-            .any(|e| e.ends_with("host.json")),
+        wasmpod.state_entries().iter().any(|e| is_host_record(e)),
         "and its record"
     );
 
@@ -236,10 +228,12 @@ fn the_next_run_cleans_up_after_a_pod_process_that_was_killed() {
         Vec::<PathBuf>::new(),
         "both cgroups are gone"
     );
-    assert!(
-        wasmpod
-            .state_entries()
-            .iter()
-            .all(|e| !e.ends_with("host.json"))
-    );
+    assert!(wasmpod.state_entries().iter().all(|e| !is_host_record(e)));
+}
+
+/// Whether `entry` (a path relative to the state directory) is a pod's host-layer record.
+fn is_host_record(entry: &std::path::Path) -> bool {
+    entry
+        .parent()
+        .is_some_and(|pod| wasmpod::pod::PodDir::new(pod).host_record() == entry)
 }

@@ -175,7 +175,7 @@ spec:
         .map(|e| e.path())
         .find(|p| p.to_string_lossy().contains("_line_"))
         .expect("pod dir");
-    let logs = pod_dir.join("logs/line");
+    let logs = wasmpod::pod::PodDir::new(pod_dir).log_dir("line");
     let mut files: Vec<_> = std::fs::read_dir(&logs)
         .expect("log dir")
         .flatten()

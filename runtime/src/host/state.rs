@@ -89,7 +89,7 @@ mod tests {
     fn a_dead_pods_leftovers_are_removed_and_a_live_ones_kept() {
         let state = tempfile::tempdir().expect("tempdir");
         let dead = state.path().join("default_dead_1");
-        std::fs::create_dir_all(dead.join("volumes/data")).expect("volume");
+        std::fs::create_dir_all(PodDir::new(&dead).empty_dir_path("data", false)).expect("volume");
         HostState {
             pid: u32::MAX,
             ..HostState::default()
@@ -97,7 +97,7 @@ mod tests {
         .write(&PodDir::new(&dead).host_record())
         .expect("write");
         let live = state.path().join("default_live_2");
-        std::fs::create_dir_all(live.join("volumes/data")).expect("volume");
+        std::fs::create_dir_all(PodDir::new(&live).empty_dir_path("data", false)).expect("volume");
         HostState {
             // This test process: its command line holds the test binary's name, wasmpod...
             pid: std::process::id(),
@@ -107,8 +107,8 @@ mod tests {
         .expect("write");
         let cleaned = recover(state.path());
         assert_eq!(cleaned, vec![dead.clone()]);
-        assert!(!dead.join("volumes").exists());
+        assert!(!PodDir::new(&dead).volumes().exists());
         assert!(!PodDir::new(&dead).host_record().exists());
-        assert!(live.join("volumes/data").exists());
+        assert!(PodDir::new(&live).empty_dir_path("data", false).exists());
     }
 }
