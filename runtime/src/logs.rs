@@ -177,6 +177,12 @@ impl ContainerLog {
         })
     }
 
+    /// The log file, if this log writes one.
+    pub fn path(&self) -> Option<PathBuf> {
+        let state = self.lock();
+        state.out.is_some().then(|| state.path.clone())
+    }
+
     /// A WASI output stream writing into this log as `stream`.
     pub fn stream(&self, stream: LogStream) -> GuestOutput {
         GuestOutput {

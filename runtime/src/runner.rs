@@ -305,16 +305,16 @@ impl Pod {
             }
             Err(e) => ExitStatus::start_error(e.to_string()),
         };
-        if let Ok(status) = self.sandbox.container_status(name) {
-            let cpu_time = status.usage.cpu_time();
-            let memory_peak = status.usage.memory_peak();
-            self.update_record(slot, |record| {
-                record.cpu_time = cpu_time;
-                record.memory_peak = memory_peak;
-            });
-        }
-        if let Err(error) = self.sandbox.remove_container(name) {
-            tracing::warn!(container = name, %error, "cannot remove container");
+        match self.sandbox.remove_container(name) {
+            Ok(removed) => {
+                let cpu_time = removed.usage.cpu_time();
+                let memory_peak = removed.usage.memory_peak();
+                self.update_record(slot, |record| {
+                    record.cpu_time = cpu_time;
+                    record.memory_peak = memory_peak;
+                });
+            }
+            Err(error) => tracing::warn!(container = name, %error, "cannot remove container"),
         }
         (exit, started_at)
     }

@@ -167,6 +167,10 @@ async fn lifecycle_transitions_are_guarded() {
         .remove_container("sleeper")
         .expect_err("remove running");
     assert_eq!(busy.kind(), ErrorKind::FailedPrecondition);
+    assert!(
+        busy.to_string().contains("from running to removed"),
+        "{busy}"
+    );
 
     sandbox.kill_container("sleeper").expect("kill");
     let exit = tokio::time::timeout(DEADLINE, sandbox.wait_container("sleeper"))
@@ -174,7 +178,19 @@ async fn lifecycle_transitions_are_guarded() {
         .expect("killed before the deadline")
         .expect("wait");
     assert_eq!(exit.code, wasmpod::engine::EXIT_KILLED);
-    sandbox.remove_container("sleeper").expect("remove exited");
+    // Stopping or killing an exited container does nothing (CRI's StopContainer is idempotent).
+    sandbox.kill_container("sleeper").expect("kill again");
+    let again = sandbox
+        .stop_container("sleeper", Duration::from_secs(1))
+        .await
+        .expect("stop exited");
+    assert_eq!(again.map(|e| e.code), Some(wasmpod::engine::EXIT_KILLED));
+    let removed = sandbox.remove_container("sleeper").expect("remove exited");
+    assert_eq!(removed.state, ContainerState::Removed);
+    assert_eq!(
+        removed.exit.map(|e| e.code),
+        Some(wasmpod::engine::EXIT_KILLED)
+    );
     let gone = sandbox.container_status("sleeper").expect_err("removed");
     assert_eq!(gone.kind(), ErrorKind::NotFound);
     // A removed name can be created again: that is how a restart works.

@@ -67,6 +67,26 @@ pub enum TaskStatus {
 }
 
 impl TaskStatus {
+    /// Whether `Start` is allowed.
+    fn can_start(self) -> bool {
+        self == TaskStatus::Created
+    }
+
+    /// Whether `Delete` is allowed: a running task must be killed first.
+    fn can_delete(self) -> bool {
+        self != TaskStatus::Running
+    }
+
+    /// Whether a signal has a process to reach (signalling a stopped task does nothing).
+    fn can_signal(self) -> bool {
+        self != TaskStatus::Stopped
+    }
+
+    /// Whether the task has a process (`Pids` lists it).
+    fn has_process(self) -> bool {
+        self == TaskStatus::Running
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             TaskStatus::Created => "created",
@@ -165,6 +185,7 @@ impl<R: PodRuntime> TaskService<R> {
 
     /// `Create`: the sandbox, or a container in it (after a sandbox of its own when there is
     /// none).
+    #[tracing::instrument(name = "task_create", skip_all, fields(pod = %self.pod(), container = %req.id))]
     pub async fn create(&self, req: CreateTaskRequest) -> Result<CreateTaskResponse, TaskError> {
         let _serial = self.inner.create_lock.lock().await;
         let id = req.id.clone();
@@ -264,13 +285,14 @@ impl<R: PodRuntime> TaskService<R> {
     }
 
     /// `Start`: the sandbox is up at once; a container's guest starts running.
+    #[tracing::instrument(name = "task_start", skip_all, fields(pod = %self.pod(), container = %req.id))]
     pub async fn start(&self, req: StartRequest) -> Result<StartResponse, TaskError> {
         no_exec(&req.exec_id)?;
         let id = req.id;
         let is_sandbox = {
             let tasks = self.lock();
             let entry = find(&tasks, &id)?;
-            if entry.status != TaskStatus::Created {
+            if !entry.status.can_start() {
                 return Err(bad_state(&id, entry.status, "start"));
             }
             entry.sandbox
@@ -351,6 +373,7 @@ impl<R: PodRuntime> TaskService<R> {
     }
 
     /// `State`.
+    #[tracing::instrument(name = "task_state", level = "debug", skip_all, fields(pod = %self.pod(), container = %req.id))]
     pub fn state(&self, req: StateRequest) -> Result<StateResponse, TaskError> {
         no_exec(&req.exec_id)?;
         let tasks = self.lock();
@@ -377,6 +400,7 @@ impl<R: PodRuntime> TaskService<R> {
     }
 
     /// `Wait`: until the task's process ended.
+    #[tracing::instrument(name = "task_wait", level = "debug", skip_all, fields(pod = %self.pod(), container = %req.id))]
     pub async fn wait(&self, req: WaitRequest) -> Result<WaitResponse, TaskError> {
         no_exec(&req.exec_id)?;
         let mut exit = find(&self.lock(), &req.id)?.exit.subscribe();
@@ -396,6 +420,7 @@ impl<R: PodRuntime> TaskService<R> {
     /// `Kill`: `SIGKILL` hard-stops; `SIGTERM`, `SIGINT`, `SIGQUIT` and `SIGHUP` start the
     /// graceful stop; signal 0 checks the task exists. Killing the sandbox ends it (and with
     /// `SIGKILL` every container still running).
+    #[tracing::instrument(name = "task_kill", skip_all, fields(pod = %self.pod(), container = %req.id, signal = req.signal))]
     pub fn kill(&self, req: KillRequest) -> Result<(), TaskError> {
         no_exec(&req.exec_id)?;
         let id = req.id;
@@ -412,7 +437,7 @@ impl<R: PodRuntime> TaskService<R> {
             )));
         }
         tracing::info!(id, signal = req.signal, "kill");
-        if req.signal == 0 || status == TaskStatus::Stopped {
+        if req.signal == 0 || !status.can_signal() {
             return Ok(());
         }
         if is_sandbox {
@@ -458,13 +483,14 @@ impl<R: PodRuntime> TaskService<R> {
     }
 
     /// `Delete`: removes a task that is not running; the last one takes the sandbox with it.
+    #[tracing::instrument(name = "task_delete", skip_all, fields(pod = %self.pod(), container = %req.id))]
     pub async fn delete(&self, req: DeleteRequest) -> Result<DeleteResponse, TaskError> {
         no_exec(&req.exec_id)?;
         let id = req.id;
         let is_sandbox = {
             let tasks = self.lock();
             let entry = find(&tasks, &id)?;
-            if entry.status == TaskStatus::Running {
+            if !entry.status.can_delete() {
                 return Err(bad_state(&id, entry.status, "delete"));
             }
             entry.sandbox
@@ -505,11 +531,12 @@ impl<R: PodRuntime> TaskService<R> {
     }
 
     /// `Pids`: the shim's pid for a running task (its guest runs in the shim).
+    #[tracing::instrument(name = "task_pids", level = "debug", skip_all, fields(pod = %self.pod(), container = %req.id))]
     pub fn pids(&self, req: PidsRequest) -> Result<PidsResponse, TaskError> {
         let tasks = self.lock();
         let entry = find(&tasks, &req.id)?;
         let mut response = PidsResponse::default();
-        if entry.status == TaskStatus::Running {
+        if entry.status.has_process() {
             response.processes.push(ProcessInfo {
                 pid: self.inner.pid,
                 ..ProcessInfo::default()
@@ -520,6 +547,7 @@ impl<R: PodRuntime> TaskService<R> {
 
     /// `Stats`: the container's CPU time and memory, or the pod's for the sandbox, as cgroup v2
     /// metrics (what CRI's `ContainerStats` decodes).
+    #[tracing::instrument(name = "task_stats", level = "debug", skip_all, fields(pod = %self.pod(), container = %req.id))]
     pub fn stats(&self, req: StatsRequest) -> Result<StatsResponse, TaskError> {
         let is_sandbox = find(&self.lock(), &req.id)?.sandbox;
         let usage = if is_sandbox {
@@ -542,6 +570,7 @@ impl<R: PodRuntime> TaskService<R> {
     }
 
     /// `Connect`.
+    #[tracing::instrument(name = "task_connect", level = "debug", skip_all, fields(pod = %self.pod(), container = %req.id))]
     pub fn connect(&self, req: ConnectRequest) -> Result<ConnectResponse, TaskError> {
         find(&self.lock(), &req.id)?;
         Ok(ConnectResponse {
@@ -553,11 +582,17 @@ impl<R: PodRuntime> TaskService<R> {
     }
 
     /// `Shutdown`: the shim exits once no task is left.
+    #[tracing::instrument(name = "task_shutdown", skip_all, fields(pod = %self.pod()))]
     pub fn shutdown(&self) {
         if self.lock().entries.is_empty() {
             tracing::info!("no task left: shutting down");
             self.inner.shutdown.cancel();
         }
+    }
+
+    /// The pod this shim holds: its sandbox's id, once created (every span names it).
+    fn pod(&self) -> String {
+        self.lock().sandbox.clone().unwrap_or_default()
     }
 
     fn publish(&self, event: Event) {

@@ -11,8 +11,9 @@ use super::{ContainerConfig, PodError};
 use crate::engine::{ExitStatus, Image, Preopen, Usage};
 use crate::logs::ContainerLog;
 
-/// Where a container is in its life. `Created → Running → Exited`; a created container may
-/// also be removed without running.
+/// Where a container is in its life: `Created → Running → Exited → Removed`; a created
+/// container may also be removed without running. Each verb asks its guard (`can_*`) whether
+/// the container's state allows it; `Removed` is the state of the status `remove` returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContainerState {
     /// Created, not started.
@@ -21,7 +22,7 @@ pub enum ContainerState {
     Running,
     /// Its guest ended.
     Exited,
-    /// Removed from the sandbox.
+    /// Removed from the sandbox: seen only in the final status `remove` returns.
     Removed,
 }
 
@@ -45,6 +46,12 @@ impl ContainerState {
     /// Whether `remove` is allowed: a running container must be stopped first.
     pub fn can_remove(self) -> bool {
         matches!(self, ContainerState::Created | ContainerState::Exited)
+    }
+
+    /// Whether `stop` and `kill` have a guest to end. Either is a no-op otherwise (as CRI's
+    /// `StopContainer` is idempotent): a created container never ran, an exited one ended.
+    pub fn can_stop(self) -> bool {
+        self == ContainerState::Running
     }
 }
 
@@ -90,7 +97,7 @@ pub(super) struct Container {
     /// and its control directory, held open since `create`.
     pub(super) preopens: Vec<Preopen>,
     /// Its log, once started: the preStop hook writes there too.
-    pub(super) log: Option<ContainerLog>,
+    pub(super) log: ContainerLog,
     /// Cancelled to hard-stop the guest.
     pub(super) stop: CancellationToken,
     /// `Some` once the guest ended; waiters watch it.
@@ -101,6 +108,7 @@ impl Container {
     pub(super) fn new(
         config: ContainerConfig,
         image: Image,
+        log: ContainerLog,
         log_path: Option<PathBuf>,
         control_dir: PathBuf,
         preopens: Vec<Preopen>,
@@ -116,7 +124,7 @@ impl Container {
             usage: Arc::default(),
             control_dir,
             preopens,
-            log: None,
+            log,
             stop: CancellationToken::new(),
             exit: watch::Sender::new(None),
         }

@@ -1,16 +1,17 @@
 //! `create`: the sandbox itself, and a container in it.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::container::Container;
 use super::{
     CONTROL_DIR, ContainerConfig, PodDir, PodError, Sandbox, SandboxConfig, SandboxState, Shared,
 };
-use crate::engine::{Engine, ImageError, Preopen};
+use crate::engine::{Engine, Image, ImageError, Preopen};
 use crate::error::{Error, Result};
 use crate::hostdir::HostDir;
+use crate::logs::{ContainerLog, LogFile};
 use crate::spec::ContainerSpec;
 use crate::volume::Volumes;
 
@@ -61,8 +62,10 @@ impl Sandbox {
         Ok(state.volumes.add(spec, &self.dir())?)
     }
 
-    /// Creates a container: loads its image (through the compile cache) and its log file. The
-    /// name must be free: remove an exited container before creating its successor.
+    /// Creates a container: loads its image (through the compile cache) unless the config
+    /// carries it, makes its log file and control directory, resolves its mounts and working
+    /// directory. The name must be free: remove an exited container before creating its
+    /// successor.
     #[tracing::instrument(skip_all, fields(pod = %self.shared.config.name, container = %config.spec.name))]
     pub async fn create_container(&self, config: ContainerConfig) -> Result<()> {
         {
@@ -76,51 +79,50 @@ impl Sandbox {
                 .into());
             }
         }
-        let image = match config.image.clone() {
-            Some(image) => image,
-            None => {
-                let engine = self.shared.engine.clone();
-                let module = config.spec.module.clone();
-                let rootfs = config.spec.rootfs.clone();
-                tokio::task::spawn_blocking(move || match rootfs {
-                    None => engine.load_image(&module),
-                    Some(rootfs) => {
-                        let root = HostDir::open(&rootfs).map_err(|source| ImageError::Read {
-                            path: rootfs,
-                            source,
-                        })?;
-                        engine.load_image_in(&root, &module)
-                    }
-                })
-                .await
-                .map_err(|e| Error::io("join", &config.spec.module, std::io::Error::other(e)))??
-            }
-        };
+        // Every blocking step (loading the image when the caller has not, the log and
+        // control directories, the log file) runs in one hop off the async threads.
+        let name = config.spec.name.clone();
+        let engine = self.shared.engine.clone();
         let pod_dir = self.dir();
-        let log_path = match self.shared.config.log_files {
-            Some(_) => {
-                let log_dir = pod_dir.log_dir(&config.spec.name);
-                std::fs::create_dir_all(&log_dir).map_err(|e| {
+        let given = config.image.clone();
+        let (module, rootfs) = (config.spec.module.clone(), config.spec.rootfs.clone());
+        let log_file = self.shared.config.log_files.map(|rotation| LogFile {
+            path: pod_dir.log_file(&name, config.attempt),
+            rotation,
+        });
+        let observer = self.log_observer(&name);
+        let control_dir = pod_dir.control_dir(&name);
+        let prepared = {
+            let (name, control_dir) = (name.clone(), control_dir.clone());
+            tokio::task::spawn_blocking(move || -> Result<(Image, ContainerLog)> {
+                let image = match given {
+                    Some(image) => image,
+                    None => load_image(&engine, &module, rootfs)?,
+                };
+                if log_file.is_some() {
+                    let log_dir = pod_dir.log_dir(&name);
+                    std::fs::create_dir_all(&log_dir)
+                        .map_err(|e| setup(&name, Error::io("create directory", &log_dir, e)))?;
+                }
+                fresh_dir(&control_dir)
+                    .map_err(|e| setup(&name, Error::io("create directory", &control_dir, e)))?;
+                let log_path = log_file.as_ref().map(|f| f.path.clone());
+                let log = ContainerLog::create(log_file, observer).map_err(|e| {
                     setup(
-                        &config.spec.name,
-                        Error::io("create directory", &log_dir, e),
+                        &name,
+                        Error::io("create log", log_path.unwrap_or_default(), e),
                     )
                 })?;
-                Some(pod_dir.log_file(&config.spec.name, config.attempt))
-            }
-            None => None,
+                Ok((image, log))
+            })
+            .await
+            .map_err(|e| Error::io("join", &config.spec.module, std::io::Error::other(e)))??
         };
-        let control_dir = pod_dir.control_dir(&config.spec.name);
-        fresh_dir(&control_dir).map_err(|e| {
-            setup(
-                &config.spec.name,
-                Error::io("create directory", &control_dir, e),
-            )
-        })?;
+        let (image, log) = prepared;
+        let log_path = log.path();
 
         let mut state = self.lock();
         self.ensure_alive(&state)?;
-        let name = config.spec.name.clone();
         if state.containers.contains_key(&name) {
             return Err(PodError::AlreadyExists {
                 pod: self.shared.config.name.clone(),
@@ -140,10 +142,25 @@ impl Sandbox {
         );
         state.containers.insert(
             name,
-            Container::new(config, image, log_path, control_dir, preopens),
+            Container::new(config, image, log, log_path, control_dir, preopens),
         );
         Ok(())
     }
+}
+
+/// The guest at `module`, read beneath `rootfs` when it is an image's root filesystem.
+fn load_image(engine: &Engine, module: &Path, rootfs: Option<PathBuf>) -> Result<Image> {
+    let image = match rootfs {
+        None => engine.load_image(module),
+        Some(rootfs) => {
+            let root = HostDir::open(&rootfs).map_err(|source| ImageError::Read {
+                path: rootfs,
+                source,
+            })?;
+            engine.load_image_in(&root, module)
+        }
+    };
+    Ok(image?)
 }
 
 /// A container's preopens: its mounts, its working directory (as `.`) and, read-only, its

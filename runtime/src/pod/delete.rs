@@ -1,20 +1,25 @@
 //! `remove` a container; `delete` the whole sandbox.
 
-use super::{ContainerState, Sandbox};
+use super::{ContainerState, ContainerStatus, Sandbox};
 use crate::error::Result;
 
 impl Sandbox {
-    /// Removes container `name`: it must not be running. Its log file stays (as kubelet keeps
+    /// Removes container `name`: it must not be running. Returns its final status (state
+    /// [`ContainerState::Removed`], its exit and usage). Its log file stays (as kubelet keeps
     /// a pod's logs until the pod is deleted).
     #[tracing::instrument(skip_all, fields(pod = %self.shared.config.name, container = name))]
-    pub fn remove_container(&self, name: &str) -> Result<()> {
+    pub fn remove_container(&self, name: &str) -> Result<ContainerStatus> {
         let mut state = self.lock();
         self.find(&state, name)?
             .check(ContainerState::Removed, ContainerState::can_remove)?;
-        if let Some(container) = state.containers.remove(name) {
-            remove_dir(&container.control_dir);
-        }
-        Ok(())
+        let container = state
+            .containers
+            .remove(name)
+            .ok_or_else(|| self.not_found(name))?;
+        remove_dir(&container.control_dir);
+        let mut status = container.status();
+        status.state = ContainerState::Removed;
+        Ok(status)
     }
 
     /// Deletes the sandbox: hard-stops every running container, waits for them, removes them

@@ -1,6 +1,6 @@
 //! `kill`: hard-stops a running container (its guest is dropped at its next yield).
 
-use super::{ContainerState, Sandbox};
+use super::Sandbox;
 use crate::error::Result;
 
 impl Sandbox {
@@ -10,7 +10,7 @@ impl Sandbox {
     pub fn kill_container(&self, name: &str) -> Result<()> {
         let state = self.lock();
         let container = self.find(&state, name)?;
-        if container.state == ContainerState::Running {
+        if container.state.can_stop() {
             tracing::debug!(
                 pod = self.shared.config.name,
                 container = name,

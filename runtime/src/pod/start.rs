@@ -5,11 +5,11 @@ use std::sync::Arc;
 use jiff::Timestamp;
 
 use super::container::Container;
-use super::create::setup;
+
 use super::{CONTROL_DIR, ContainerState, Sandbox, TERMINATION_FILE, TERMINATION_FILE_ENV};
 use crate::engine::{GuestIo, Invocation};
-use crate::error::{Error, Result};
-use crate::logs::{ContainerLog, LogFile, LogObserver, LogStream};
+use crate::error::Result;
+use crate::logs::{LogObserver, LogStream};
 
 impl Sandbox {
     /// Starts container `name`: it must be `Created`. Returns once the guest is running; its
@@ -24,14 +24,7 @@ impl Sandbox {
             .ok_or_else(|| self.not_found(name))?;
         container.check(ContainerState::Running, ContainerState::can_start)?;
         let invocation = self.invocation(container, container.config.spec.argv.clone());
-        let file = (container.log_path.clone())
-            .zip(self.shared.config.log_files)
-            .map(|(path, rotation)| LogFile { path, rotation });
-        let log = ContainerLog::create(file, self.log_observer(name)).map_err(|e| {
-            let path = container.log_path.clone().unwrap_or_default();
-            setup(name, Error::io("create log", path, e))
-        })?;
-        container.log = Some(log.clone());
+        let log = container.log.clone();
         container.state = ContainerState::Running;
         container.started_at = Some(Timestamp::now());
 
@@ -95,7 +88,7 @@ impl Sandbox {
         }
     }
 
-    fn log_observer(&self, name: &str) -> Option<LogObserver> {
+    pub(super) fn log_observer(&self, name: &str) -> Option<LogObserver> {
         let observer = self.shared.config.log_observer.clone()?;
         let name = name.to_owned();
         Some(Arc::new(move |stream, line, partial| {

@@ -30,10 +30,11 @@ impl Sandbox {
             let container = self.find(&state, name)?;
             (container.state, container.control_dir.clone())
         };
-        match state {
-            ContainerState::Running => {}
-            ContainerState::Exited => return self.wait_container(name).await.map(Some),
-            ContainerState::Created | ContainerState::Removed => return Ok(None),
+        if !state.can_stop() {
+            return match state {
+                ContainerState::Exited => self.wait_container(name).await.map(Some),
+                _ => Ok(None),
+            };
         }
         tracing::debug!(
             pod = self.shared.config.name,
@@ -90,12 +91,9 @@ impl Sandbox {
             let image = tokio::task::spawn_blocking(move || engine.load_image(&module))
                 .await
                 .map_err(|e| Error::io("join", "preStop", std::io::Error::other(e)))??;
-            let io = match &log {
-                Some(log) => GuestIo {
-                    stdout: Box::new(log.stream(LogStream::Stdout)),
-                    stderr: Box::new(log.stream(LogStream::Stderr)),
-                },
-                None => GuestIo::discard(),
+            let io = GuestIo {
+                stdout: Box::new(log.stream(LogStream::Stdout)),
+                stderr: Box::new(log.stream(LogStream::Stderr)),
             };
             let exit = self
                 .shared

@@ -240,12 +240,10 @@ impl PodRuntime for WasmpodRuntime {
     }
 
     fn remove_container(&self, id: &str) -> Result<(), TaskError> {
-        let removed = self.sandbox()?.remove_container(id);
-        if removed.is_ok() {
-            self.sinks.close(id);
-            self.unmount(id);
-        }
-        Ok(removed?)
+        self.sandbox()?.remove_container(id)?;
+        self.sinks.close(id);
+        self.unmount(id);
+        Ok(())
     }
 
     fn container_usage(&self, id: &str) -> Result<Usage, TaskError> {
