@@ -10,18 +10,29 @@
 //!   namespaces are per thread and threads inherit them; then it serves the task API until
 //!   the last task is deleted;
 //! - `delete`, after a shim died: cleans up what it left for one task (rootfs mount, the pod's
-//!   directory and host layer).
+//!   directory and host layer);
+//! - `-info` (containerd 2.x, when CRI starts and when a task is created): prints the
+//!   runtime's `RuntimeInfo`.
+//!
+//! Every containerd from 1.6 to 2.3 takes the plain socket address `start` prints as a shim
+//! speaking task API v2 over ttrpc. What containerd writes to `start`'s stdin changed: the
+//! runtime's options (a protobuf `Any`, only when the runtime has options) up to 2.2, a
+//! `containerd.runtime.bootstrap.v1.BootstrapParams` message since 2.3. wasmpod reads neither
+//! (its settings come from the environment), so `start` drains stdin before containerd-shim
+//! 0.11 could parse it as runc's options, which fails on a bootstrap message.
 //!
 //! Environment: `WASMPOD_STATE_DIR` (pod directories, default `/run/wasmpod/containerd`),
 //! `WASMPOD_CACHE_DIR` (compiled modules, default `/var/cache/wasmpod`), `RUST_LOG`.
 //! containerd passes its own environment to its shims.
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
 use containerd_shim::api::DeleteResponse;
-use containerd_shim::protos::protobuf::MessageField;
+use containerd_shim::protos::protobuf::{Message, MessageField};
+use containerd_shim::protos::types::introspection::{RuntimeInfo, RuntimeVersion};
 use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::{Config, Error, Flags, Shim, StartOpts};
 use tokio_util::sync::CancellationToken;
@@ -51,17 +62,24 @@ static HOST_SETUP: Mutex<Option<HostSetup>> = Mutex::new(None);
 /// Runs the shim: what `main` does. Exits the process with 1 on a bootstrap error.
 pub fn run() {
     let args: Vec<_> = std::env::args_os().collect();
-    if let Ok(flags) = containerd_shim::parse(args.get(1..).unwrap_or_default())
-        && flags.version
-    {
-        // As containerd's own shims answer `-v`.
-        println!(
-            "{}:\n  Version: {}",
-            env!("CARGO_PKG_NAME"),
-            env!("CARGO_PKG_VERSION")
-        );
-        println!("  Runtime: {RUNTIME_ID}");
-        return;
+    if let Ok(flags) = containerd_shim::parse(args.get(1..).unwrap_or_default()) {
+        if flags.version {
+            // As containerd's own shims answer `-v`.
+            println!(
+                "{}:\n  Version: {}",
+                env!("CARGO_PKG_NAME"),
+                env!("CARGO_PKG_VERSION")
+            );
+            println!("  Runtime: {RUNTIME_ID}");
+            return;
+        }
+        if flags.info {
+            print_runtime_info();
+            return;
+        }
+        if flags.action == "start" {
+            drain_stdin();
+        }
     }
     let setup = prepare_host();
     *HOST_SETUP.lock().unwrap_or_else(PoisonError::into_inner) = Some(setup);
@@ -83,6 +101,39 @@ pub fn run() {
             eprintln!("{RUNTIME_ID}: cannot start the tokio runtime: {error}");
             std::process::exit(1);
         }
+    }
+}
+
+/// The most of stdin `start` and `-info` read: containerd writes a small message there.
+const MAX_STDIN: u64 = 16 << 20;
+
+/// Reads what containerd wrote to stdin (runtime options or a bootstrap message), unused.
+fn drain_stdin() {
+    let mut input = Vec::new();
+    if let Err(error) = std::io::stdin().take(MAX_STDIN).read_to_end(&mut input) {
+        eprintln!("{RUNTIME_ID}: read stdin: {error}");
+    }
+}
+
+/// `-info`: the runtime's name and version as a protobuf `containerd.types.RuntimeInfo` on
+/// stdout (not wrapped in an `Any`). containerd may write the runtime's options to stdin.
+fn print_runtime_info() {
+    drain_stdin();
+    let info = RuntimeInfo {
+        name: RUNTIME_ID.to_owned(),
+        version: MessageField::some(RuntimeVersion {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            ..RuntimeVersion::default()
+        }),
+        ..RuntimeInfo::default()
+    };
+    let written = info
+        .write_to_bytes()
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| std::io::stdout().write_all(&bytes));
+    if let Err(error) = written {
+        eprintln!("{RUNTIME_ID}: -info: {error}");
+        std::process::exit(1);
     }
 }
 
