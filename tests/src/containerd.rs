@@ -136,7 +136,7 @@ impl Containerd {
             r#"version = 2
 root = "{root}/root"
 state = "{root}/state"
-disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing", "io.containerd.nri.v1.nri"]
 [grpc]
   address = "{socket}"
 [plugins."io.containerd.internal.v1.opt"]
@@ -324,7 +324,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             let ours = args
                 .windows(2)
                 .any(|w| w[0] == "-address" && w[1] == socket);
-            if is_shim && ours {
+            // A serving shim has its socket; `start`, `delete` and `-info` (containerd 2.x
+            // runs it when a task is created) are short-lived invocations of the binary.
+            let serving = args.iter().any(|a| a == "-socket");
+            if is_shim && ours && serving {
                 pids.push(pid);
             }
         }
