@@ -78,6 +78,27 @@ pub fn require(program: &str) -> PathBuf {
         })
 }
 
+/// The major version of the containerd binary at `containerd` (`containerd --version` prints
+/// e.g. `containerd github.com/containerd/containerd/v2 2.1.9+unknown`).
+pub fn major_version(containerd: &Path) -> u32 {
+    let out = Command::new(containerd)
+        .arg("--version")
+        .output()
+        .expect("containerd --version");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .nth(2)
+        .and_then(|version| {
+            version
+                .trim_start_matches('v')
+                .split('.')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("cannot read a version in {text:?}"))
+}
+
 /// What a command did.
 #[derive(Debug)]
 pub struct Ran {
@@ -132,11 +153,42 @@ impl Containerd {
         .expect("write CNI config");
 
         let socket = root.join("containerd.sock");
-        let config = format!(
-            r#"version = 2
+        // containerd 2.x reads config version 3 (it would migrate a version 2 file at every
+        // start): each is written as deploy/ tells users to write it.
+        let disabled = r#"["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing", "io.containerd.nri.v1.nri"]"#;
+        let config = if major_version(&containerd) >= 2 {
+            format!(
+                r#"version = 3
 root = "{root}/root"
 state = "{root}/state"
-disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing", "io.containerd.nri.v1.nri"]
+disabled_plugins = {disabled}
+[grpc]
+  address = "{socket}"
+[plugins.'io.containerd.internal.v1.opt']
+  path = "{root}/opt"
+[plugins.'io.containerd.cri.v1.images'.pinned_images]
+  sandbox = "{PAUSE_IMAGE}"
+[plugins.'io.containerd.cri.v1.runtime']
+  restrict_oom_score_adj = true
+  [plugins.'io.containerd.cri.v1.runtime'.cni]
+    bin_dirs = ["{cni_bin}"]
+    conf_dir = "{cni_conf}"
+  [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.{HANDLER}]
+    runtime_type = "{RUNTIME}"
+  [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+    runtime_type = "io.containerd.runc.v2"
+"#,
+                root = root.display(),
+                socket = socket.display(),
+                cni_bin = cni_bin.display(),
+                cni_conf = cni_conf.display(),
+            )
+        } else {
+            format!(
+                r#"version = 2
+root = "{root}/root"
+state = "{root}/state"
+disabled_plugins = {disabled}
 [grpc]
   address = "{socket}"
 [plugins."io.containerd.internal.v1.opt"]
@@ -152,11 +204,12 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
     runtime_type = "io.containerd.runc.v2"
 "#,
-            root = root.display(),
-            socket = socket.display(),
-            cni_bin = cni_bin.display(),
-            cni_conf = cni_conf.display(),
-        );
+                root = root.display(),
+                socket = socket.display(),
+                cni_bin = cni_bin.display(),
+                cni_conf = cni_conf.display(),
+            )
+        };
         let config_path = root.join("config.toml");
         std::fs::write(&config_path, config).expect("write config");
         let log = std::fs::File::create(root.join("containerd.log")).expect("log file");
