@@ -409,6 +409,7 @@ fn step_table(f: &mut fmt::Formatter<'_>, title: &str, steps: &[Steps]) -> fmt::
             column(&|s| s.engine.unwrap_or_default()),
         ));
     }
+    rows.push(("  images (load_image each)".into(), column(&|s| s.images)));
     rows.push(("  Sandbox::create".into(), column(&|s| s.sandbox)));
     for i in 0..containers {
         rows.push((format!("  create_container #{i}"), column(&|s| s.create[i])));

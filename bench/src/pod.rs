@@ -44,6 +44,9 @@ pub enum Order {
 pub struct Steps {
     /// `Engine::new`, for a fresh engine.
     pub engine: Option<Duration>,
+    /// Loading every container's image up front, as a pod process does before it starts the
+    /// pod (`PodProcess::prepare`); `create_container` then gets each image with its config.
+    pub images: Duration,
     /// `Sandbox::create`.
     pub sandbox: Duration,
     /// Each `create_container`, in container order.
@@ -118,14 +121,34 @@ impl PodStarter {
             step
         };
 
+        let images = {
+            let engine = engine.clone();
+            let modules: Vec<_> = self
+                .spec
+                .containers
+                .iter()
+                .map(|c| c.module.clone())
+                .collect();
+            tokio::task::spawn_blocking(move || {
+                modules
+                    .iter()
+                    .map(|module| engine.load_image(module))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await
+            .context("join")??
+        };
+        steps.images = lap();
+
         let mut config = SandboxConfig::for_pod(&self.spec, dir.clone());
         config.log_observer = Some(observer);
         let sandbox = Sandbox::create(engine, config).await.context("sandbox")?;
         steps.sandbox = lap();
         match order {
             Order::Sequential => {
-                for container in &self.spec.containers {
-                    let config = ContainerConfig::new(container.clone(), 0);
+                for (container, image) in self.spec.containers.iter().zip(&images) {
+                    let config =
+                        ContainerConfig::new(container.clone(), 0).with_image(Some(image.clone()));
                     sandbox.create_container(config).await.context("create")?;
                     steps.create.push(lap());
                 }
@@ -135,10 +158,11 @@ impl PodStarter {
                 }
             }
             Order::Concurrent => {
-                let tasks: Vec<_> = (self.spec.containers.iter())
-                    .map(|container| {
+                let tasks: Vec<_> = (self.spec.containers.iter().zip(&images))
+                    .map(|(container, image)| {
                         let sandbox = sandbox.clone();
-                        let config = ContainerConfig::new(container.clone(), 0);
+                        let config = ContainerConfig::new(container.clone(), 0)
+                            .with_image(Some(image.clone()));
                         tokio::spawn(async move {
                             let name = config.spec.name.clone();
                             sandbox.create_container(config).await.context("create")?;
