@@ -239,6 +239,12 @@ impl Network {
         }
     }
 
+    /// The addresses the pod's sockets listen on (`netstat -tln`), sorted. A wildcard
+    /// listener is also served on the pod's real network namespace.
+    pub fn listening(&self) -> Vec<std::net::SocketAddr> {
+        self.inner.ports.listening()
+    }
+
     /// Closes the network with its pod: every further bind or connect fails.
     pub fn close(&self) {
         self.inner.ports.close();

@@ -11,6 +11,7 @@ mod container;
 mod create;
 mod delete;
 mod dir;
+mod exec;
 mod kill;
 mod start;
 mod stop;
@@ -23,6 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use container::Container;
 pub use container::{ContainerState, ContainerStatus};
 pub use dir::PodDir;
+pub use exec::{DEFAULT_PATH, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, ExecConfig};
 
 use crate::engine::{Engine, Image};
 use crate::error::{ErrorKind, Result};
@@ -60,6 +62,14 @@ pub enum PodError {
         /// The state asked for.
         to: ContainerState,
     },
+    /// The container is not running (exec needs its guest running).
+    #[error("container {name:?} is {state}, not running")]
+    NotRunning {
+        /// The container.
+        name: String,
+        /// Its state.
+        state: ContainerState,
+    },
     /// The sandbox was deleted.
     #[error("pod {pod:?} is deleted")]
     Deleted {
@@ -82,9 +92,9 @@ impl PodError {
         match self {
             PodError::NotFound { .. } => ErrorKind::NotFound,
             PodError::AlreadyExists { .. } => ErrorKind::AlreadyExists,
-            PodError::BadTransition { .. } | PodError::Deleted { .. } => {
-                ErrorKind::FailedPrecondition
-            }
+            PodError::BadTransition { .. }
+            | PodError::NotRunning { .. }
+            | PodError::Deleted { .. } => ErrorKind::FailedPrecondition,
             PodError::Setup { source, .. } => source.kind(),
         }
     }

@@ -3,7 +3,9 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use wasmpod::engine::GuestIo;
 use wasmpod::logs::{LogStream, read_lines};
+use wasmpod::pod::ExecConfig;
 use wasmpod::spec::{ContainerSpec, MountSpec, VolumeSource, VolumeSpec};
 use wasmpod::{
     ContainerConfig, ContainerState, Engine, EngineConfig, ErrorKind, ExitReason, Sandbox,
@@ -258,4 +260,130 @@ async fn containers_share_volumes_and_hostname() {
     assert!(volume.join("a.txt").is_file());
     sandbox.delete().await.expect("delete");
     assert!(!volume.exists(), "emptyDir removed with the sandbox");
+}
+
+/// Runs `argv` in container `name`, stdin `input`; `(exit, stdout, stderr)`.
+async fn exec(
+    sandbox: &Sandbox,
+    name: &str,
+    argv: &[&str],
+    input: &str,
+) -> wasmpod::Result<(wasmpod::ExitStatus, String, String)> {
+    use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
+    let (stdout, stderr) = (
+        MemoryOutputPipe::new(1 << 20),
+        MemoryOutputPipe::new(1 << 20),
+    );
+    let config = ExecConfig {
+        argv: argv.iter().map(|a| a.to_string()).collect(),
+        stdin: Some(Box::new(MemoryInputPipe::new(input.to_owned()))),
+        io: GuestIo {
+            stdout: Box::new(stdout.clone()),
+            stderr: Box::new(stderr.clone()),
+        },
+        kill: tokio_util::sync::CancellationToken::new(),
+    };
+    let exit = tokio::time::timeout(DEADLINE, sandbox.exec(name, config))
+        .await
+        .expect("the exec ended before the deadline")?;
+    let text = |pipe: MemoryOutputPipe| String::from_utf8_lossy(&pipe.contents()).into_owned();
+    Ok((exit, text(stdout), text(stderr)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_runs_a_command_of_the_containers_filesystem_inside_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let volume = VolumeSpec {
+        name: "data".into(),
+        source: VolumeSource::EmptyDir {
+            memory: false,
+            size_limit: None,
+        },
+    };
+    let sandbox = Sandbox::create(&engine(), sandbox_config(dir.path(), vec![volume]))
+        .await
+        .expect("sandbox");
+    let bin = sandbox.volume_path("data").expect("volume").join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    std::fs::copy(guests::CAT_P2, bin.join("cat.wasm")).expect("copy cat");
+    std::fs::copy(guests::ENV_P1, bin.join("env.wasm")).expect("copy env");
+    std::fs::write(bin.join("script.sh"), "#!/bin/sh\necho hi\n").expect("script");
+    std::fs::write(bin.join("../note.txt"), "written by the container\n").expect("note");
+    let mut app = container("app", guests::SLEEP_P1, &["600000"]);
+    app.spec.mounts.push(MountSpec {
+        volume: "data".into(),
+        mount_path: "/data".into(),
+        read_only: false,
+        sub_path: None,
+    });
+    app.spec
+        .env
+        .push(("PATH".into(), "/nowhere:/data/bin".into()));
+    app.spec.env.push(("GREETING".into(), "hello".into()));
+    sandbox.create_container(app).await.expect("create");
+    let refused = exec(&sandbox, "app", &["/data/bin/env.wasm"], "")
+        .await
+        .expect_err("not running yet");
+    assert_eq!(refused.kind(), ErrorKind::FailedPrecondition, "{refused}");
+    sandbox.start_container("app").expect("start");
+
+    // An absolute path, reading a file of the container's volume and its stdin.
+    let (exit, stdout, stderr) = exec(
+        &sandbox,
+        "app",
+        &["/data/bin/cat.wasm", "/data/note.txt", "-"],
+        "and by stdin\n",
+    )
+    .await
+    .expect("exec");
+    assert!(exit.success(), "{exit:?} {stderr}");
+    assert_eq!(stdout, "written by the container\nand by stdin\n");
+    // A name on the container's PATH; it sees the container's environment.
+    let (exit, stdout, _) = exec(&sandbox, "app", &["env.wasm"], "")
+        .await
+        .expect("exec");
+    assert!(exit.success(), "{exit:?}");
+    assert!(stdout.lines().any(|l| l == "GREETING=hello"), "{stdout}");
+    assert!(stdout.lines().any(|l| l == "HOSTNAME=test-pod"), "{stdout}");
+    // What is not there is not found; what is not Wasm cannot run.
+    let (exit, _, stderr) = exec(&sandbox, "app", &["no-such-tool"], "")
+        .await
+        .expect("exec");
+    assert_eq!(exit.code, wasmpod::pod::EXIT_NOT_FOUND);
+    assert_eq!(stderr, "no-such-tool: not found\n");
+    let (exit, _, stderr) = exec(&sandbox, "app", &["/data/../../etc/passwd"], "")
+        .await
+        .expect("exec");
+    assert_eq!(exit.code, wasmpod::pod::EXIT_NOT_FOUND, "{stderr}");
+    let (exit, _, stderr) = exec(&sandbox, "app", &["script.sh"], "")
+        .await
+        .expect("exec");
+    assert_eq!(exit.code, wasmpod::pod::EXIT_NOT_EXECUTABLE, "{stderr}");
+    assert!(stderr.starts_with("script.sh: cannot execute"), "{stderr}");
+
+    // An exec'd process ends with its container.
+    let long = {
+        let sandbox = sandbox.clone();
+        tokio::spawn(async move {
+            exec(
+                &sandbox,
+                "app",
+                &["/data/bin/cat.wasm", "--wait-ms", "600000", "/data/never"],
+                "",
+            )
+            .await
+        })
+    };
+    sandbox.kill_container("app").expect("kill");
+    let (exit, ..) = tokio::time::timeout(DEADLINE, long)
+        .await
+        .expect("the exec ended with its container")
+        .expect("join")
+        .expect("exec");
+    assert_eq!(exit.code, wasmpod::engine::EXIT_KILLED, "{exit:?}");
+    let gone = exec(&sandbox, "app", &["env.wasm"], "")
+        .await
+        .expect_err("not running any more");
+    assert_eq!(gone.kind(), ErrorKind::FailedPrecondition);
+    sandbox.delete().await.expect("delete");
 }

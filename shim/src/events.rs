@@ -1,8 +1,10 @@
 //! Task events for containerd (`/tasks/create`, `/tasks/start`, `/tasks/exit`,
-//! `/tasks/delete`, `/tasks/oom`): the task service emits [`Event`]s on a channel, and one
+//! `/tasks/delete`, `/tasks/oom`, `/tasks/exec-added`, `/tasks/exec-started`): the task service emits [`Event`]s on a channel, and one
 //! forwarding loop publishes them, in order, to containerd's event service.
 
-use containerd_shim::protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskOOM, TaskStart};
+use containerd_shim::protos::events::task::{
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskOOM, TaskStart,
+};
 use containerd_shim::protos::protobuf::MessageDyn;
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::protos::topics;
@@ -23,6 +25,10 @@ pub enum Event {
     /// A task's guest hit its memory limit (published before its exit, so CRI reports
     /// `OOMKilled`).
     Oom(TaskOOM),
+    /// A process was added to a task (`Exec`).
+    ExecAdded(TaskExecAdded),
+    /// An exec'd process started.
+    ExecStarted(TaskExecStarted),
 }
 
 impl Event {
@@ -34,6 +40,8 @@ impl Event {
             Event::Exit(_) => topics::TASK_EXIT_EVENT_TOPIC,
             Event::Delete(_) => topics::TASK_DELETE_EVENT_TOPIC,
             Event::Oom(_) => topics::TASK_OOM_EVENT_TOPIC,
+            Event::ExecAdded(_) => topics::TASK_EXEC_ADDED_EVENT_TOPIC,
+            Event::ExecStarted(_) => topics::TASK_EXEC_STARTED_EVENT_TOPIC,
         }
     }
 
@@ -45,6 +53,8 @@ impl Event {
             Event::Exit(e) => &e.container_id,
             Event::Delete(e) => &e.container_id,
             Event::Oom(e) => &e.container_id,
+            Event::ExecAdded(e) => &e.container_id,
+            Event::ExecStarted(e) => &e.container_id,
         }
     }
 
@@ -55,6 +65,8 @@ impl Event {
             Event::Exit(e) => Box::new(e),
             Event::Delete(e) => Box::new(e),
             Event::Oom(e) => Box::new(e),
+            Event::ExecAdded(e) => Box::new(e),
+            Event::ExecStarted(e) => Box::new(e),
         }
     }
 }

@@ -21,7 +21,8 @@ use crate::error::TaskError;
 /// The stdio containerd gives a task: FIFO paths (empty when not attached).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stdio {
-    /// The stdin FIFO (wasmpod guests get an empty stdin: it is not read).
+    /// The stdin FIFO: read by exec'd processes (a container's own guest gets an empty
+    /// stdin).
     pub stdin: Option<PathBuf>,
     /// The stdout FIFO: the guest's stdout is copied there.
     pub stdout: Option<PathBuf>,
@@ -74,6 +75,16 @@ pub trait PodRuntime: Send + Sync + 'static {
 
     /// Removes a container that is not running, and unmounts its rootfs.
     fn remove_container(&self, id: &str) -> Result<(), TaskError>;
+
+    /// Runs `argv` inside running container `id` (CRI `Exec`, `kubectl exec`) to its end,
+    /// with `stdio`'s FIFOs as its stdin, stdout and stderr; `kill` ends it at once.
+    async fn exec_in_container(
+        &self,
+        id: &str,
+        argv: Vec<String>,
+        stdio: &Stdio,
+        kill: tokio_util::sync::CancellationToken,
+    ) -> Result<ExitStatus, TaskError>;
 
     /// A container's usage.
     fn container_usage(&self, id: &str) -> Result<Usage, TaskError>;

@@ -19,12 +19,13 @@ use std::time::Duration;
 
 use containerd_shim::api::{
     ConnectRequest, ConnectResponse, CreateTaskRequest, CreateTaskResponse, DeleteRequest,
-    DeleteResponse, KillRequest, PidsRequest, PidsResponse, StartRequest, StartResponse,
-    StateRequest, StateResponse, StatsRequest, StatsResponse, Status, WaitRequest, WaitResponse,
+    DeleteResponse, ExecProcessRequest, KillRequest, PidsRequest, PidsResponse, StartRequest,
+    StartResponse, StateRequest, StateResponse, StatsRequest, StatsResponse, Status, WaitRequest,
+    WaitResponse,
 };
 use containerd_shim::protos::cgroups_v2::metrics::{CPUStat, MemoryStat, Metrics};
 use containerd_shim::protos::events::task::{
-    TaskCreate, TaskDelete, TaskExit, TaskIO, TaskOOM, TaskStart,
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskOOM, TaskStart,
 };
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
 use containerd_shim::protos::protobuf::{Message, MessageField};
@@ -118,6 +119,19 @@ struct TaskEntry {
     stdio: Stdio,
     status: TaskStatus,
     exit: watch::Sender<Option<Exited>>,
+    /// Processes exec'd into the container, by exec id.
+    execs: BTreeMap<String, ExecEntry>,
+}
+
+/// A process exec'd into a container task: its own states, exit and stdio.
+#[derive(Debug)]
+struct ExecEntry {
+    argv: Vec<String>,
+    stdio: Stdio,
+    status: TaskStatus,
+    exit: watch::Sender<Option<Exited>>,
+    /// Ends the process (any signal: a Wasm process has no handlers).
+    kill: CancellationToken,
 }
 
 #[derive(Debug, Default)]
@@ -256,6 +270,7 @@ impl<R: PodRuntime> TaskService<R> {
                 stdio,
                 status: TaskStatus::Created,
                 exit: watch::Sender::new(None),
+                execs: BTreeMap::new(),
             },
         );
         self.publish(Event::Create(TaskCreate {
@@ -287,7 +302,9 @@ impl<R: PodRuntime> TaskService<R> {
     /// `Start`: the sandbox is up at once; a container's guest starts running.
     #[tracing::instrument(name = "task_start", skip_all, fields(pod = %self.pod(), container = %req.id))]
     pub async fn start(&self, req: StartRequest) -> Result<StartResponse, TaskError> {
-        no_exec(&req.exec_id)?;
+        if !req.exec_id.is_empty() {
+            return self.start_exec(req.id, req.exec_id);
+        }
         let id = req.id;
         let is_sandbox = {
             let tasks = self.lock();
@@ -375,35 +392,42 @@ impl<R: PodRuntime> TaskService<R> {
     /// `State`.
     #[tracing::instrument(name = "task_state", level = "debug", skip_all, fields(pod = %self.pod(), container = %req.id))]
     pub fn state(&self, req: StateRequest) -> Result<StateResponse, TaskError> {
-        no_exec(&req.exec_id)?;
         let tasks = self.lock();
         let entry = find(&tasks, &req.id)?;
+        if !req.exec_id.is_empty() {
+            let exec = find_exec(entry, &req.id, &req.exec_id)?;
+            return Ok(state_response(
+                &req,
+                &entry.bundle,
+                exec.status,
+                &exec.stdio,
+                *exec.exit.borrow(),
+                self.inner.pid,
+            ));
+        }
         let exit = *entry.exit.borrow();
-        let path = |p: &Option<PathBuf>| {
-            p.as_ref()
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        };
-        Ok(StateResponse {
-            id: req.id.clone(),
-            bundle: entry.bundle.clone(),
-            pid: self.inner.pid,
-            status: entry.status.proto().into(),
-            stdin: path(&entry.stdio.stdin),
-            stdout: path(&entry.stdio.stdout),
-            stderr: path(&entry.stdio.stderr),
-            terminal: entry.stdio.terminal,
-            exit_status: exit.map_or(0, |e| e.code),
-            exited_at: MessageField::from_option(exit.map(|e| timestamp(e.at))),
-            ..StateResponse::default()
-        })
+        Ok(state_response(
+            &req,
+            &entry.bundle,
+            entry.status,
+            &entry.stdio,
+            exit,
+            self.inner.pid,
+        ))
     }
 
     /// `Wait`: until the task's process ended.
     #[tracing::instrument(name = "task_wait", level = "debug", skip_all, fields(pod = %self.pod(), container = %req.id))]
     pub async fn wait(&self, req: WaitRequest) -> Result<WaitResponse, TaskError> {
-        no_exec(&req.exec_id)?;
-        let mut exit = find(&self.lock(), &req.id)?.exit.subscribe();
+        let mut exit = {
+            let tasks = self.lock();
+            let entry = find(&tasks, &req.id)?;
+            if req.exec_id.is_empty() {
+                entry.exit.subscribe()
+            } else {
+                find_exec(entry, &req.id, &req.exec_id)?.exit.subscribe()
+            }
+        };
         let exited = exit
             .wait_for(Option::is_some)
             .await
@@ -422,7 +446,15 @@ impl<R: PodRuntime> TaskService<R> {
     /// `SIGKILL` every container still running).
     #[tracing::instrument(name = "task_kill", skip_all, fields(pod = %self.pod(), container = %req.id, signal = req.signal))]
     pub fn kill(&self, req: KillRequest) -> Result<(), TaskError> {
-        no_exec(&req.exec_id)?;
+        if !req.exec_id.is_empty() {
+            let tasks = self.lock();
+            let exec = find_exec(find(&tasks, &req.id)?, &req.id, &req.exec_id)?;
+            if req.signal != 0 {
+                tracing::info!(exec = req.exec_id, signal = req.signal, "kill exec");
+                exec.kill.cancel();
+            }
+            return Ok(());
+        }
         let id = req.id;
         let (is_sandbox, status) = {
             let tasks = self.lock();
@@ -485,7 +517,9 @@ impl<R: PodRuntime> TaskService<R> {
     /// `Delete`: removes a task that is not running; the last one takes the sandbox with it.
     #[tracing::instrument(name = "task_delete", skip_all, fields(pod = %self.pod(), container = %req.id))]
     pub async fn delete(&self, req: DeleteRequest) -> Result<DeleteResponse, TaskError> {
-        no_exec(&req.exec_id)?;
+        if !req.exec_id.is_empty() {
+            return self.delete_exec(&req.id, &req.exec_id);
+        }
         let id = req.id;
         let is_sandbox = {
             let tasks = self.lock();
@@ -590,6 +624,170 @@ impl<R: PodRuntime> TaskService<R> {
         }
     }
 
+    /// `Exec`: adds a process to running container `req.id`, to start with `Start`. Its
+    /// command is the OCI process spec's `args`; the rest of that spec (env, cwd, user) is
+    /// the container's own: an exec'd process sees what the container's guest sees.
+    #[tracing::instrument(name = "task_exec", skip_all, fields(pod = %self.pod(), container = %req.id, exec = %req.exec_id))]
+    pub fn exec(&self, req: ExecProcessRequest) -> Result<(), TaskError> {
+        let spec = req
+            .spec
+            .as_ref()
+            .map(|any| any.value.as_slice())
+            .unwrap_or_default();
+        let process: oci_spec::runtime::Process =
+            serde_json::from_slice(spec).map_err(|e| TaskError::InvalidSpec {
+                id: req.exec_id.clone(),
+                message: format!("exec process spec: {e}"),
+            })?;
+        let argv = process.args().clone().unwrap_or_default();
+        if argv.is_empty() {
+            return Err(TaskError::InvalidSpec {
+                id: req.exec_id,
+                message: "exec without a command (process.args is empty)".into(),
+            });
+        }
+        let mut tasks = self.lock();
+        let entry = tasks
+            .entries
+            .get_mut(&req.id)
+            .ok_or_else(|| TaskError::NotFound { id: req.id.clone() })?;
+        if entry.sandbox {
+            return Err(TaskError::unimplemented(
+                "exec into the pod sandbox (it runs no process)",
+            ));
+        }
+        if !entry.status.has_process() {
+            return Err(bad_state(&req.id, entry.status, "exec"));
+        }
+        if entry.execs.contains_key(&req.exec_id) {
+            return Err(TaskError::AlreadyExists { id: req.exec_id });
+        }
+        tracing::info!(argv = ?argv, "exec added");
+        entry.execs.insert(
+            req.exec_id.clone(),
+            ExecEntry {
+                argv,
+                stdio: Stdio {
+                    stdin: non_empty(&req.stdin),
+                    stdout: non_empty(&req.stdout),
+                    stderr: non_empty(&req.stderr),
+                    terminal: req.terminal,
+                },
+                status: TaskStatus::Created,
+                exit: watch::Sender::new(None),
+                kill: CancellationToken::new(),
+            },
+        );
+        self.publish(Event::ExecAdded(TaskExecAdded {
+            container_id: req.id,
+            exec_id: req.exec_id,
+            ..TaskExecAdded::default()
+        }));
+        Ok(())
+    }
+
+    /// `Start` of an exec'd process: it runs until it ends, is killed, or its container stops.
+    fn start_exec(&self, id: String, exec_id: String) -> Result<StartResponse, TaskError> {
+        let (argv, stdio, kill) = {
+            let mut tasks = self.lock();
+            let entry = tasks
+                .entries
+                .get_mut(&id)
+                .ok_or_else(|| TaskError::NotFound { id: id.clone() })?;
+            let exec = entry
+                .execs
+                .get_mut(&exec_id)
+                .ok_or_else(|| TaskError::NotFound {
+                    id: exec_id.clone(),
+                })?;
+            if !exec.status.can_start() {
+                return Err(bad_state(&exec_id, exec.status, "start"));
+            }
+            exec.status = TaskStatus::Running;
+            (exec.argv.clone(), exec.stdio.clone(), exec.kill.clone())
+        };
+        self.publish(Event::ExecStarted(TaskExecStarted {
+            container_id: id.clone(),
+            exec_id: exec_id.clone(),
+            pid: self.inner.pid,
+            ..TaskExecStarted::default()
+        }));
+        tracing::info!(exec_id, "exec started");
+        let service = self.clone();
+        tokio::spawn(async move {
+            let exit = service
+                .inner
+                .runtime
+                .exec_in_container(&id, argv, &stdio, kill)
+                .await;
+            let code = match exit {
+                Ok(exit) => u32::try_from(exit.code).unwrap_or(255),
+                Err(error) => {
+                    tracing::warn!(container = id, exec = exec_id, %error, "exec failed");
+                    wasmpod::pod::EXIT_NOT_EXECUTABLE as u32
+                }
+            };
+            service.exec_exited(&id, &exec_id, code);
+        });
+        Ok(StartResponse {
+            pid: self.inner.pid,
+            ..StartResponse::default()
+        })
+    }
+
+    /// Records that exec `exec_id` of task `id` ended with `code` and publishes its exit.
+    fn exec_exited(&self, id: &str, exec_id: &str, code: u32) {
+        let mut tasks = self.lock();
+        let Some(exec) = tasks
+            .entries
+            .get_mut(id)
+            .and_then(|entry| entry.execs.get_mut(exec_id))
+        else {
+            return;
+        };
+        let exited = Exited {
+            code,
+            at: Timestamp::now(),
+        };
+        exec.status = TaskStatus::Stopped;
+        exec.exit.send_replace(Some(exited));
+        self.publish(Event::Exit(TaskExit {
+            container_id: id.to_owned(),
+            id: exec_id.to_owned(),
+            pid: self.inner.pid,
+            exit_status: code,
+            exited_at: MessageField::some(timestamp(exited.at)),
+            ..TaskExit::default()
+        }));
+    }
+
+    /// `Delete` of an exec'd process that is not running.
+    fn delete_exec(&self, id: &str, exec_id: &str) -> Result<DeleteResponse, TaskError> {
+        let mut tasks = self.lock();
+        let entry = tasks
+            .entries
+            .get_mut(id)
+            .ok_or_else(|| TaskError::NotFound { id: id.to_owned() })?;
+        let status = find_exec(entry, id, exec_id)?.status;
+        if !status.can_delete() {
+            return Err(bad_state(exec_id, status, "delete"));
+        }
+        let exit = entry
+            .execs
+            .remove(exec_id)
+            .and_then(|e| *e.exit.borrow())
+            .unwrap_or(Exited {
+                code: 0,
+                at: Timestamp::now(),
+            });
+        Ok(DeleteResponse {
+            pid: self.inner.pid,
+            exit_status: exit.code,
+            exited_at: MessageField::some(timestamp(exit.at)),
+            ..DeleteResponse::default()
+        })
+    }
+
     /// The pod this shim holds: its sandbox's id, once created (every span names it).
     fn pod(&self) -> String {
         self.lock().sandbox.clone().unwrap_or_default()
@@ -623,11 +821,43 @@ fn bad_state(id: &str, status: TaskStatus, op: &'static str) -> TaskError {
     }
 }
 
-fn no_exec(exec_id: &str) -> Result<(), TaskError> {
-    if exec_id.is_empty() {
-        Ok(())
-    } else {
-        Err(TaskError::unimplemented("exec"))
+fn find_exec<'a>(
+    entry: &'a TaskEntry,
+    id: &str,
+    exec_id: &str,
+) -> Result<&'a ExecEntry, TaskError> {
+    entry.execs.get(exec_id).ok_or_else(|| TaskError::NotFound {
+        id: format!("{id}/{exec_id}"),
+    })
+}
+
+/// `State`'s answer for a task or one of its exec'd processes.
+fn state_response(
+    req: &StateRequest,
+    bundle: &str,
+    status: TaskStatus,
+    stdio: &Stdio,
+    exit: Option<Exited>,
+    pid: u32,
+) -> StateResponse {
+    let path = |p: &Option<PathBuf>| {
+        p.as_ref()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    StateResponse {
+        id: req.id.clone(),
+        exec_id: req.exec_id.clone(),
+        bundle: bundle.to_owned(),
+        pid,
+        status: status.proto().into(),
+        stdin: path(&stdio.stdin),
+        stdout: path(&stdio.stdout),
+        stderr: path(&stdio.stderr),
+        terminal: stdio.terminal,
+        exit_status: exit.map_or(0, |e| e.code),
+        exited_at: MessageField::from_option(exit.map(|e| timestamp(e.at))),
+        ..StateResponse::default()
     }
 }
 

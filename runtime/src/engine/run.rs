@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 use wasmtime::{Store, StoreContextMut, UpdateDeadline};
-use wasmtime_wasi::cli::StdoutStream;
+use wasmtime_wasi::cli::{StdinStream, StdoutStream};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder, WasiView};
 
 use super::image::one_line;
@@ -176,13 +176,25 @@ impl Engine {
         io: GuestIo,
         stop: CancellationToken,
     ) -> ExitStatus {
+        self.run_with_stdin(image, invocation, None, io, stop).await
+    }
+
+    /// [`Engine::run`] with `stdin` as the guest's stdin (else it reads as empty).
+    pub async fn run_with_stdin(
+        &self,
+        image: &Image,
+        invocation: Invocation,
+        stdin: Option<Box<dyn StdinStream + Sync>>,
+        io: GuestIo,
+        stop: CancellationToken,
+    ) -> ExitStatus {
         let usage = invocation.usage.clone();
         let memory_limit = invocation
             .memory_limit
             .unwrap_or(self.inner.default_memory_limit);
         let throttle = invocation.cpu_limit_millis.map(Throttle::new);
         let net = invocation.network.container();
-        let wasi = match build_wasi(invocation, io) {
+        let wasi = match build_wasi(invocation, stdin, io) {
             Ok(wasi) => wasi,
             Err(e) => return ExitStatus::start_error(one_line(&e)),
         };
@@ -251,6 +263,7 @@ fn oom_killed(e: &wasmtime::Error) -> ExitStatus {
 
 fn build_wasi(
     invocation: Invocation,
+    stdin: Option<Box<dyn StdinStream + Sync>>,
     io: GuestIo,
 ) -> wasmtime::Result<wasmtime_wasi::p1::WasiP1Ctx> {
     let mut builder = WasiCtxBuilder::new();
@@ -259,6 +272,9 @@ fn build_wasi(
         .envs(&invocation.env)
         .stdout(io.stdout)
         .stderr(io.stderr);
+    if let Some(stdin) = stdin {
+        builder.stdin(stdin);
+    }
     invocation.network.configure_wasi(&mut builder);
     for preopen in &invocation.preopens {
         // The open directory itself, through its /proc/self/fd magic link: nothing a guest

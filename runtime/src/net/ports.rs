@@ -123,6 +123,20 @@ impl PortTable {
     pub(crate) fn bound(&self) -> usize {
         self.lock().bound.values().map(Vec::len).sum()
     }
+
+    /// The addresses sockets listen on, sorted.
+    pub(crate) fn listening(&self) -> Vec<SocketAddr> {
+        let ports = self.lock();
+        let mut listening: Vec<SocketAddr> = (ports.bound.iter())
+            .flat_map(|(&(_, port), bindings)| {
+                (bindings.iter())
+                    .filter(|b| b.listener.is_some())
+                    .map(move |b| SocketAddr::new(b.ip, port))
+            })
+            .collect();
+        listening.sort();
+        listening
+    }
 }
 
 impl Ports {
@@ -254,6 +268,22 @@ mod tests {
         assert!(table.listener(addr("[::1]:8080")).is_none());
         drop(wildcard);
         assert!(table.listener(addr("127.0.0.1:8080")).is_none());
+    }
+
+    #[test]
+    fn only_listening_bindings_are_listed_until_released() {
+        let table = Arc::new(PortTable::default());
+        let web = table.reserve(addr("0.0.0.0:80")).expect("web");
+        web.listen(ListenQueue::new(4));
+        let local = table.reserve(addr("127.0.0.1:9090")).expect("local");
+        local.listen(ListenQueue::new(4));
+        let _client = table.reserve(addr("127.0.0.1:0")).expect("client");
+        assert_eq!(
+            table.listening(),
+            vec![addr("0.0.0.0:80"), addr("127.0.0.1:9090")]
+        );
+        drop(web);
+        assert_eq!(table.listening(), vec![addr("127.0.0.1:9090")]);
     }
 
     #[test]

@@ -43,7 +43,9 @@ impl Sandbox {
             "container started"
         );
         tokio::spawn(async move {
-            let exit = engine.run(&image, invocation, io, stop).await;
+            let exit = engine.run(&image, invocation, io, stop.clone()).await;
+            // Processes exec'd into the container end with it.
+            stop.cancel();
             log.finish();
             tracing::debug!(
                 pod = sandbox.shared.config.name,

@@ -7,9 +7,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+use wasmpod::engine::GuestIo;
 use wasmpod::host::{HostError, HostLayer};
 use wasmpod::hostdir::HostDir;
+use wasmpod::pod::ExecConfig;
 use wasmpod::{ContainerConfig, Engine, ExitStatus, Sandbox, SandboxConfig};
+use wasmtime_wasi::cli::{AsyncStdinStream, AsyncStdoutStream, StdinStream, StdoutStream};
 
 use super::rootfs::{self, RootfsMount};
 use super::stdio::Sinks;
@@ -246,6 +250,23 @@ impl PodRuntime for WasmpodRuntime {
         Ok(())
     }
 
+    async fn exec_in_container(
+        &self,
+        id: &str,
+        argv: Vec<String>,
+        stdio: &Stdio,
+        kill: CancellationToken,
+    ) -> Result<ExitStatus, TaskError> {
+        let sandbox = self.sandbox()?;
+        let config = ExecConfig {
+            argv,
+            stdin: exec_stdin(stdio).await?,
+            io: exec_output(stdio)?,
+            kill,
+        };
+        Ok(sandbox.exec(id, config).await?)
+    }
+
     fn container_usage(&self, id: &str) -> Result<Usage, TaskError> {
         let status = self.sandbox()?.container_status(id)?;
         Ok(Usage {
@@ -305,4 +326,43 @@ impl PodRuntime for WasmpodRuntime {
         }
         result
     }
+}
+
+/// An exec'd process's stdin: its FIFO, opened for reading once containerd opened the writing
+/// end (so the process sees the end of its input when containerd closes it, on `CloseIO`).
+async fn exec_stdin(stdio: &Stdio) -> Result<Option<Box<dyn StdinStream + Sync>>, TaskError> {
+    let Some(path) = stdio.stdin.as_deref() else {
+        return Ok(None);
+    };
+    let fifo = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| TaskError::io("open stdin", path, e))?;
+    Ok(Some(Box::new(AsyncStdinStream::new(fifo))))
+}
+
+/// An exec'd process's stdout and stderr: their FIFOs, opened read-write (which never blocks;
+/// containerd holds the reading ends). With a terminal, stderr goes to stdout, as on a tty.
+fn exec_output(stdio: &Stdio) -> Result<GuestIo, TaskError> {
+    const BUDGET: usize = 64 << 10;
+    let open = |path: Option<&Path>| -> Result<Box<dyn StdoutStream + Sync>, TaskError> {
+        let Some(path) = path.filter(|p| !p.as_os_str().is_empty()) else {
+            return Ok(Box::new(tokio::io::empty()));
+        };
+        let fifo = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| TaskError::io("open stdio", path, e))?;
+        Ok(Box::new(AsyncStdoutStream::new(
+            BUDGET,
+            tokio::fs::File::from_std(fifo),
+        )))
+    };
+    let stdout = open(stdio.stdout.as_deref())?;
+    let stderr = if stdio.terminal {
+        open(stdio.stdout.as_deref())?
+    } else {
+        open(stdio.stderr.as_deref())?
+    };
+    Ok(GuestIo { stdout, stderr })
 }

@@ -112,6 +112,26 @@ impl PodRuntime for Stub {
         Ok(())
     }
 
+    /// `exit N` exits N; `hang` runs until killed.
+    async fn exec_in_container(
+        &self,
+        id: &str,
+        argv: Vec<String>,
+        _stdio: &Stdio,
+        kill: CancellationToken,
+    ) -> Result<ExitStatus, TaskError> {
+        self.call(format!("exec {id} {}", argv.join(" ")));
+        match argv.first().map(String::as_str) {
+            Some("hang") => {
+                kill.cancelled().await;
+                Ok(ExitStatus::killed("exec killed"))
+            }
+            _ => Ok(ExitStatus::exited(
+                argv.get(1).and_then(|c| c.parse().ok()).unwrap_or(0),
+            )),
+        }
+    }
+
     fn container_usage(&self, _id: &str) -> Result<Usage, TaskError> {
         Ok(Usage {
             cpu: Duration::from_millis(3),
@@ -534,8 +554,13 @@ async fn bad_transitions_and_unsupported_calls_are_refused_with_their_codes() {
             ..StartRequest::default()
         })
         .await
-        .expect_err("exec");
-    assert_eq!(code(exec), Code::UNIMPLEMENTED);
+        .expect_err("an exec that was never added");
+    assert_eq!(code(exec), Code::NOT_FOUND);
+    let into_sandbox = f
+        .service
+        .exec(exec_request("sb", "e1", &["ls"]))
+        .expect_err("the sandbox runs no process");
+    assert_eq!(code(into_sandbox), Code::UNIMPLEMENTED);
     let missing = f
         .service
         .kill(kill_request("nope", 9))
@@ -581,4 +606,151 @@ async fn stats_are_cgroup_v2_metrics() {
         })
         .expect("connect");
     assert_eq!(connected.shim_pid, PID);
+}
+
+fn exec_request(id: &str, exec_id: &str, argv: &[&str]) -> ExecProcessRequest {
+    let spec = serde_json::json!({"args": argv, "cwd": "/", "user": {"uid": 0, "gid": 0}});
+    ExecProcessRequest {
+        id: id.into(),
+        exec_id: exec_id.into(),
+        stdout: format!("/fifo/{exec_id}-out"),
+        spec: MessageField::some(Any {
+            type_url: "types.containerd.io/opencontainers/runtime-spec/1/Process".into(),
+            value: serde_json::to_vec(&spec).expect("json"),
+            ..Any::default()
+        }),
+        ..ExecProcessRequest::default()
+    }
+}
+
+fn exec_start(id: &str, exec_id: &str) -> StartRequest {
+    StartRequest {
+        id: id.into(),
+        exec_id: exec_id.into(),
+        ..StartRequest::default()
+    }
+}
+
+#[tokio::test]
+async fn an_exec_runs_in_a_running_container_with_states_exit_and_events_of_its_own() {
+    let mut f = Fixture::with_pod().await;
+    // Not before the container runs.
+    let early = f
+        .service
+        .exec(exec_request("c1", "e0", &["exit", "3"]))
+        .expect_err("c1 is only created");
+    assert_eq!(code(early), Code::FAILED_PRECONDITION);
+    f.service
+        .start(start_request("c1"))
+        .await
+        .expect("start c1");
+    f.service
+        .exec(exec_request("c1", "e1", &["exit", "3"]))
+        .expect("exec");
+    let again = f
+        .service
+        .exec(exec_request("c1", "e1", &["exit", "3"]))
+        .expect_err("the exec id is taken");
+    assert_eq!(code(again), Code::ALREADY_EXISTS);
+    let state = |f: &Fixture| {
+        f.service
+            .state(StateRequest {
+                id: "c1".into(),
+                exec_id: "e1".into(),
+                ..StateRequest::default()
+            })
+            .expect("state")
+    };
+    assert_eq!(state(&f).status.enum_value_or_default(), Status::CREATED);
+    assert_eq!(state(&f).stdout, "/fifo/e1-out");
+    f.service
+        .start(exec_start("c1", "e1"))
+        .await
+        .expect("start exec");
+    let waited = tokio::time::timeout(
+        Duration::from_secs(5),
+        f.service.wait(WaitRequest {
+            id: "c1".into(),
+            exec_id: "e1".into(),
+            ..WaitRequest::default()
+        }),
+    )
+    .await
+    .expect("the exec ends")
+    .expect("wait");
+    assert_eq!(waited.exit_status, 3);
+    assert_eq!(state(&f).status.enum_value_or_default(), Status::STOPPED);
+    // The container runs on.
+    assert_eq!(f.status("c1"), Status::RUNNING);
+    let deleted = f
+        .service
+        .delete(DeleteRequest {
+            id: "c1".into(),
+            exec_id: "e1".into(),
+            ..DeleteRequest::default()
+        })
+        .await
+        .expect("delete exec");
+    assert_eq!(deleted.exit_status, 3);
+    assert!(f.stub().calls().contains(&"exec c1 exit 3".to_owned()));
+    let topics: Vec<_> = f
+        .events()
+        .into_iter()
+        .filter(|(topic, ..)| topic.starts_with("/tasks/exec") || *topic == EXIT)
+        .collect();
+    assert_eq!(
+        topics,
+        [
+            ("/tasks/exec-added", "c1".into(), None),
+            ("/tasks/exec-started", "c1".into(), None),
+            (EXIT, "c1".into(), Some(3)),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn killing_an_exec_ends_it_and_only_it() {
+    let f = Fixture::with_pod().await;
+    f.service
+        .start(start_request("c1"))
+        .await
+        .expect("start c1");
+    f.service
+        .exec(exec_request("c1", "e1", &["hang"]))
+        .expect("exec");
+    f.service
+        .start(exec_start("c1", "e1"))
+        .await
+        .expect("start exec");
+    let busy = f
+        .service
+        .delete(DeleteRequest {
+            id: "c1".into(),
+            exec_id: "e1".into(),
+            ..DeleteRequest::default()
+        })
+        .await
+        .expect_err("a running exec is not deleted");
+    assert_eq!(code(busy), Code::FAILED_PRECONDITION);
+    f.service
+        .kill(KillRequest {
+            id: "c1".into(),
+            exec_id: "e1".into(),
+            signal: 9,
+            ..KillRequest::default()
+        })
+        .expect("kill exec");
+    let waited = tokio::time::timeout(
+        Duration::from_secs(5),
+        f.service.wait(WaitRequest {
+            id: "c1".into(),
+            exec_id: "e1".into(),
+            ..WaitRequest::default()
+        }),
+    )
+    .await
+    .expect("the exec ends")
+    .expect("wait");
+    assert_eq!(waited.exit_status, EXIT_SIGKILL);
+    assert_eq!(f.status("c1"), Status::RUNNING);
 }

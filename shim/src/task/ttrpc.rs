@@ -65,16 +65,19 @@ impl<R: PodRuntime> Task for TaskService<R> {
         Ok(Empty::default())
     }
 
-    async fn exec(&self, _: &TtrpcContext, _: ExecProcessRequest) -> TtrpcResult<Empty> {
-        unimplemented("exec")
+    async fn exec(&self, _: &TtrpcContext, req: ExecProcessRequest) -> TtrpcResult<Empty> {
+        TaskService::exec(self, req)?;
+        Ok(Empty::default())
     }
 
     async fn resize_pty(&self, _: &TtrpcContext, _: ResizePtyRequest) -> TtrpcResult<Empty> {
-        unimplemented("pty resize")
+        // Exec'd processes write to plain streams: there is no terminal to resize.
+        Ok(Empty::default())
     }
 
     async fn close_io(&self, _: &TtrpcContext, _: CloseIORequest) -> TtrpcResult<Empty> {
-        // Guests get an empty stdin: there is nothing to close.
+        // containerd closes its end of the stdin FIFO itself; the process then reads the end
+        // of its input.
         Ok(Empty::default())
     }
 

@@ -1,4 +1,5 @@
-//! `cat [--wait-ms N] PATH...`: prints each file's contents to stdout.
+//! `cat [--wait-ms N] PATH...`: prints each file's contents to stdout; `-` is stdin, read to
+//! its end.
 //!
 //! With `--wait-ms N` (which must come first), a file that does not exist
 //! yet, or is still empty, is polled for every 10 ms until it has contents
@@ -27,6 +28,16 @@ fn main() {
 
     let mut stdout = std::io::stdout().lock();
     for path in args {
+        if path == "-" {
+            let mut input = Vec::new();
+            let result = std::io::Read::read_to_end(&mut std::io::stdin(), &mut input)
+                .and_then(|_| stdout.write_all(&input));
+            if let Err(e) = result {
+                eprintln!("cat -: {e}");
+                std::process::exit(1);
+            }
+            continue;
+        }
         let contents = loop {
             let read = std::fs::read(&path);
             let waiting = match &read {
