@@ -19,13 +19,15 @@ use std::time::Duration;
 
 use cache::Compiled;
 pub use cache::{CacheStats, CompileCache};
-pub use image::{Image, ImageKind};
+pub use image::Image;
 pub use limits::{CPU_PERIOD, OutOfMemory, Usage};
 pub use run::{
     EXIT_KILLED, EXIT_START_ERROR, EXIT_TRAP, ExitReason, ExitStatus, GuestIo, Invocation,
     MAX_HANDLES, Preopen,
 };
 pub(crate) use store::StoreData;
+
+pub use crate::wasm::ImageKind;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::hostdir::HostDir;
@@ -342,7 +344,9 @@ fn read_wasm(mut file: std::fs::File, path: &Path) -> Result<(Vec<u8>, ImageKind
     if crate::oci::is_tar(&wasm) {
         wasm = crate::oci::module_in_archive(&wasm, path)?;
     }
-    let kind = ImageKind::detect(&wasm, path)?;
+    let kind = ImageKind::detect(&wasm).ok_or_else(|| ImageError::NotWasm {
+        path: path.to_owned(),
+    })?;
     Ok((wasm, kind))
 }
 

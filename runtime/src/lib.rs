@@ -28,8 +28,10 @@ pub mod runner;
 pub mod spec;
 pub mod status;
 pub mod volume;
+pub mod wasm;
 
-pub use engine::{Engine, EngineConfig, ExitReason, ExitStatus, Image, ImageKind};
+pub use engine::{Engine, EngineConfig, ExitReason, ExitStatus, Image};
 pub use error::{Error, ErrorKind, Result};
 pub use pod::{ContainerConfig, ContainerState, ContainerStatus, Sandbox, SandboxConfig};
 pub use spec::{PodSpec, RestartPolicy, SpecError};
+pub use wasm::ImageKind;

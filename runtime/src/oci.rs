@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::engine::ImageKind;
+use crate::wasm::ImageKind;
 
 /// Media type of an uncompressed layer.
 pub const LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
@@ -141,7 +141,7 @@ impl Image {
             path: module.to_owned(),
             source,
         })?;
-        let kind = ImageKind::detect(&contents, module).map_err(|_| OciError::NotWasm {
+        let kind = ImageKind::detect(&contents).ok_or_else(|| OciError::NotWasm {
             path: module.to_owned(),
         })?;
         let file = module.file_name().map_or_else(

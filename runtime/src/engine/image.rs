@@ -6,38 +6,7 @@ use std::path::Path;
 use wasmtime::component::Component;
 use wasmtime_wasi::p2::bindings::CommandPre;
 
-use super::{ImageError, StoreData};
-
-/// The two kinds of guests wasmpod runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ImageKind {
-    /// A core module exporting `_start` (wasip1).
-    Module,
-    /// A component exporting `wasi:cli/run` (wasip2).
-    Component,
-}
-
-impl ImageKind {
-    /// Tells the kind from the binary's preamble: `\0asm` then a version/layer word, `1 0 0 0`
-    /// for core modules and `0x0d 0 1 0` for components.
-    pub fn detect(bytes: &[u8], path: &Path) -> Result<ImageKind, ImageError> {
-        match bytes.get(..8) {
-            Some([0, b'a', b's', b'm', _, _, 0, 0]) => Ok(ImageKind::Module),
-            Some([0, b'a', b's', b'm', _, _, 1, 0]) => Ok(ImageKind::Component),
-            _ => Err(ImageError::NotWasm {
-                path: path.to_owned(),
-            }),
-        }
-    }
-
-    /// `"module"` or `"component"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ImageKind::Module => "module",
-            ImageKind::Component => "component",
-        }
-    }
-}
+use super::{ImageError, ImageKind, StoreData};
 
 /// A compiled, pre-linked guest. Cheap to clone.
 #[derive(Clone)]
@@ -109,27 +78,4 @@ pub(crate) fn one_line(e: &wasmtime::Error) -> String {
         }
     }
     parts.join(": ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn detects_kinds_and_refuses_other_bytes() {
-        let p = Path::new("x.wasm");
-        assert_eq!(
-            ImageKind::detect(b"\0asm\x01\0\0\0rest", p).ok(),
-            Some(ImageKind::Module)
-        );
-        assert_eq!(
-            ImageKind::detect(b"\0asm\x0d\0\x01\0rest", p).ok(),
-            Some(ImageKind::Component)
-        );
-        assert!(matches!(
-            ImageKind::detect(b"#!/bin/sh\necho hi\n", p),
-            Err(ImageError::NotWasm { .. })
-        ));
-        assert!(ImageKind::detect(b"\0as", p).is_err());
-    }
 }
