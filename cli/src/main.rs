@@ -192,9 +192,9 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             wasm_layer,
         }) => {
             let image = if wasm_layer {
-                wasmpod::oci::Image::wasm_layer(&module, &name)
+                wasmpod::oci::OciImage::wasm_layer(&module, &name)
             } else {
-                wasmpod::oci::Image::wasm(&module, &name)
+                wasmpod::oci::OciImage::wasm(&module, &name)
             };
             let built = image.and_then(|image| Ok((image.write_archive(&output)?, image.name)));
             match built {

@@ -5,7 +5,8 @@
 //! is never part of the rootfs (containerd either leaves it out or, like 1.6.20, refuses to
 //! unpack the image), so, as runwasi does, the shim reads it from containerd's content store:
 //! the task's container record names its image, the image its manifest, the manifest its
-//! layers.
+//! layers. Which manifest of an index and which layers are the module, `wasmpod run` decides
+//! alike for an image archive: both ask [`wasmpod::oci`].
 
 use std::time::Duration;
 
@@ -13,18 +14,16 @@ use containerd_client::services::v1::containers_client::ContainersClient;
 use containerd_client::services::v1::content_client::ContentClient;
 use containerd_client::services::v1::images_client::ImagesClient;
 use containerd_client::services::v1::{GetContainerRequest, GetImageRequest, ReadContentRequest};
+use oci_spec::image::{ImageIndex, ImageManifest, MediaType};
 use tonic::transport::Channel;
+use wasmpod::oci::{choose_manifest, wasm_layers};
 
-/// Layer media types that are a module itself.
-pub const WASM_LAYER_TYPES: [&str; 3] = [
-    "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm",
-    "application/vnd.wasm.content.layer.v1+wasm",
-    "application/wasm",
-];
 /// How long the content store may take to answer.
 const TIMEOUT: Duration = Duration::from_secs(30);
 /// containerd's namespace header.
 const NAMESPACE_HEADER: &str = "containerd-namespace";
+/// Media type of a Docker manifest list: an image index by another name.
+const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// containerd's content store, as seen from one namespace.
 #[derive(Debug, Clone)]
@@ -68,12 +67,13 @@ impl ContentStore {
             .image
             .and_then(|image| image.target)
             .ok_or_else(|| format!("image {}: no target", container.image))?;
-        let mut manifest = self.read(&channel, &image.digest).await?;
-        if let Some(digest) = manifest_of_index(&manifest)? {
-            manifest = self.read(&channel, &digest).await?;
-        }
+        let blob = self.read(&channel, &image.digest).await?;
+        let manifest = match image_document(&image.media_type, &blob)? {
+            ImageDocument::Manifest(manifest) => *manifest,
+            ImageDocument::Index(digest) => parse_manifest(&self.read(&channel, &digest).await?)?,
+        };
         let mut layers = Vec::new();
-        for digest in wasm_layer_digests(&manifest)? {
+        for digest in wasm_layer_digests(&manifest) {
             layers.push(self.read(&channel, &digest).await?);
         }
         Ok(layers)
@@ -112,62 +112,78 @@ impl ContentStore {
     }
 }
 
-/// When `blob` is an image index, the digest of its Wasm manifest (its first one for the
-/// `wasm` architecture, else its first); `None` for a manifest.
-fn manifest_of_index(blob: &[u8]) -> Result<Option<String>, String> {
-    let json: serde_json::Value =
-        serde_json::from_slice(blob).map_err(|e| format!("image manifest: {e}"))?;
-    let Some(manifests) = json["manifests"].as_array() else {
-        return Ok(None);
-    };
-    let chosen = manifests
-        .iter()
-        .find(|m| m["platform"]["architecture"] == "wasm")
-        .or_else(|| manifests.first())
-        .ok_or("image index: no manifests")?;
-    chosen["digest"]
-        .as_str()
-        .map(|d| Some(d.to_owned()))
-        .ok_or_else(|| "image index: a manifest without a digest".to_owned())
+/// What an image's target is.
+#[derive(Debug, PartialEq)]
+enum ImageDocument {
+    /// An image manifest.
+    Manifest(Box<ImageManifest>),
+    /// An image index (or Docker manifest list), and the digest of the manifest of it that
+    /// [`choose_manifest`] chooses.
+    Index(String),
 }
 
-/// The digests of the manifest's layers that are modules.
-fn wasm_layer_digests(manifest: &[u8]) -> Result<Vec<String>, String> {
-    let json: serde_json::Value =
-        serde_json::from_slice(manifest).map_err(|e| format!("image manifest: {e}"))?;
-    Ok(json["layers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|layer| {
-            layer["mediaType"]
-                .as_str()
-                .is_some_and(|t| WASM_LAYER_TYPES.contains(&t))
-        })
-        .filter_map(|layer| layer["digest"].as_str().map(str::to_owned))
-        .collect())
+/// The image target `blob`, of media type `media_type`.
+fn image_document(media_type: &str, blob: &[u8]) -> Result<ImageDocument, String> {
+    let is_index =
+        MediaType::from(media_type) == MediaType::ImageIndex || media_type == DOCKER_MANIFEST_LIST;
+    if !is_index {
+        return parse_manifest(blob).map(|manifest| ImageDocument::Manifest(Box::new(manifest)));
+    }
+    let index: ImageIndex =
+        serde_json::from_slice(blob).map_err(|e| format!("image index: {e}"))?;
+    let chosen = choose_manifest(&index).ok_or("image index: no manifests")?;
+    Ok(ImageDocument::Index(chosen.digest().to_string()))
+}
+
+/// The image manifest `blob`.
+fn parse_manifest(blob: &[u8]) -> Result<ImageManifest, String> {
+    serde_json::from_slice(blob).map_err(|e| format!("image manifest: {e}"))
+}
+
+/// The digests of the manifest's layers that are modules, in manifest order.
+fn wasm_layer_digests(manifest: &ImageManifest) -> Vec<String> {
+    wasm_layers(manifest)
+        .map(|layer| layer.digest().to_string())
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wasmpod::oci::WASM_LAYER_MEDIA_TYPES;
+
+    fn digest(n: u8) -> String {
+        format!("sha256:{}", format!("{n:x}").repeat(64))
+    }
+
+    fn layer(media_type: &str, n: u8) -> serde_json::Value {
+        serde_json::json!({"mediaType": media_type, "digest": digest(n), "size": 1})
+    }
 
     #[test]
-    fn only_wasm_media_types_are_module_layers() {
+    fn a_manifest_leads_to_its_wasm_layers_of_every_wasm_media_type() {
         let manifest = serde_json::json!({
             "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": layer("application/vnd.oci.image.config.v1+json", 1),
             "layers": [
-                {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": "sha256:aa"},
-                {"mediaType": WASM_LAYER_TYPES[0], "digest": "sha256:bb"},
-                {"mediaType": "application/wasm", "digest": "sha256:cc"},
+                layer("application/vnd.oci.image.layer.v1.tar", 2),
+                layer(WASM_LAYER_MEDIA_TYPES[0], 3),
+                layer(WASM_LAYER_MEDIA_TYPES[1], 4),
+                layer(WASM_LAYER_MEDIA_TYPES[2], 5),
             ]
         });
         let bytes = serde_json::to_vec(&manifest).expect("json");
+        let document = image_document("application/vnd.oci.image.manifest.v1+json", &bytes)
+            .expect("a manifest");
+        let ImageDocument::Manifest(manifest) = document else {
+            panic!("{document:?} is not a manifest");
+        };
         assert_eq!(
-            wasm_layer_digests(&bytes),
-            Ok(vec!["sha256:bb".to_owned(), "sha256:cc".to_owned()])
+            wasm_layer_digests(&manifest),
+            [digest(3), digest(4), digest(5)]
         );
-        assert_eq!(manifest_of_index(&bytes), Ok(None));
+        assert!(image_document("application/vnd.oci.image.manifest.v1+json", b"{}").is_err());
     }
 
     #[test]
@@ -175,12 +191,26 @@ mod tests {
         let index = serde_json::json!({
             "schemaVersion": 2,
             "manifests": [
-                {"digest": "sha256:11", "platform": {"architecture": "amd64", "os": "linux"}},
-                {"digest": "sha256:22", "platform": {"architecture": "wasm", "os": "wasip1"}},
+                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest(1),
+                 "size": 1, "platform": {"architecture": "amd64", "os": "linux"}},
+                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest(2),
+                 "size": 1, "platform": {"architecture": "wasm", "os": "wasip1"}},
             ]
         });
         let bytes = serde_json::to_vec(&index).expect("json");
-        assert_eq!(manifest_of_index(&bytes), Ok(Some("sha256:22".to_owned())));
-        assert!(manifest_of_index(b"not json").is_err());
+        for media_type in [
+            "application/vnd.oci.image.index.v1+json",
+            DOCKER_MANIFEST_LIST,
+        ] {
+            assert_eq!(
+                image_document(media_type, &bytes),
+                Ok(ImageDocument::Index(digest(2)))
+            );
+        }
+        let empty = br#"{"schemaVersion":2,"manifests":[]}"#;
+        let error = image_document("application/vnd.oci.image.index.v1+json", empty)
+            .expect_err("no manifests");
+        assert!(error.contains("no manifests"), "{error}");
+        assert!(image_document("application/vnd.oci.image.index.v1+json", b"not json").is_err());
     }
 }

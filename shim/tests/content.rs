@@ -50,9 +50,11 @@ async fn record_container(containerd: &Containerd, id: &str, image: &str) {
 #[test]
 fn a_module_shipped_as_a_wasm_layer_is_read_from_the_content_store() {
     let containerd = Containerd::start();
-    let layered =
-        wasmpod::oci::Image::wasm_layer(Path::new(guests::HELLO_P2), "wasmpod.test/hello-layer:1")
-            .expect("image");
+    let layered = wasmpod::oci::OciImage::wasm_layer(
+        Path::new(guests::HELLO_P2),
+        "wasmpod.test/hello-layer:1",
+    )
+    .expect("image");
     let layered = containerd.import_with(NAMESPACE, &layered, &["--no-unpack", "--all-platforms"]);
     let rootfs = containerd.import_module(NAMESPACE, guests::HELLO_P1, "hello");
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -90,8 +92,9 @@ fn bundle(dir: &Path, id: &str, spec: serde_json::Value) -> TaskKind {
 #[test]
 fn a_container_whose_module_is_only_a_wasm_layer_runs() {
     let containerd = Containerd::start();
-    let image = wasmpod::oci::Image::wasm_layer(Path::new(guests::EXIT_P1), "wasmpod.test/exit:1")
-        .expect("image");
+    let image =
+        wasmpod::oci::OciImage::wasm_layer(Path::new(guests::EXIT_P1), "wasmpod.test/exit:1")
+            .expect("image");
     let image = containerd.import_with(NAMESPACE, &image, &["--no-unpack", "--all-platforms"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let runtime = tokio::runtime::Builder::new_multi_thread()

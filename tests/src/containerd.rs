@@ -309,7 +309,7 @@ disabled_plugins = {disabled}
     }
 
     /// Writes `image` as an archive and imports it into `namespace`; returns its name.
-    pub fn import(&self, namespace: &str, image: &wasmpod::oci::Image) -> String {
+    pub fn import(&self, namespace: &str, image: &wasmpod::oci::OciImage) -> String {
         self.import_with(namespace, image, &[])
     }
 
@@ -317,7 +317,7 @@ disabled_plugins = {disabled}
     pub fn import_with(
         &self,
         namespace: &str,
-        image: &wasmpod::oci::Image,
+        image: &wasmpod::oci::OciImage,
         flags: &[&str],
     ) -> String {
         let images = self.dir.path().join("images");
@@ -335,14 +335,15 @@ disabled_plugins = {disabled}
 
     /// Imports the image of `module` as `wasmpod.test/NAME:1` into `namespace`.
     pub fn import_module(&self, namespace: &str, module: &str, name: &str) -> String {
-        let image = wasmpod::oci::Image::wasm(Path::new(module), &format!("wasmpod.test/{name}:1"))
-            .expect("image of module");
+        let image =
+            wasmpod::oci::OciImage::wasm(Path::new(module), &format!("wasmpod.test/{name}:1"))
+                .expect("image of module");
         self.import(namespace, &image)
     }
 
     /// Imports the pause image CRI wants for every sandbox (a placeholder: never run).
     pub fn import_pause(&self) {
-        let pause = wasmpod::oci::Image::new(PAUSE_IMAGE)
+        let pause = wasmpod::oci::OciImage::new(PAUSE_IMAGE)
             .expect("name")
             .file("pause", "#!/bin/false\n", 0o755)
             .entrypoint(["/pause"]);

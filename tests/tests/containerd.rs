@@ -408,12 +408,12 @@ fn a_shim_killed_mid_pod_leaves_exited_containers_and_no_orphans() {
 #[test]
 fn a_bad_module_fails_to_start_with_a_clear_error_and_the_sandbox_survives() {
     let containerd = cri_containerd();
-    let not_wasm = wasmpod::oci::Image::new("wasmpod.test/not-wasm:1")
+    let not_wasm = wasmpod::oci::OciImage::new("wasmpod.test/not-wasm:1")
         .expect("name")
         .file("app.wasm", "#!/bin/sh\necho not wasm\n", 0o755)
         .entrypoint(["/app.wasm"]);
     let not_wasm = containerd.import(CRI_NAMESPACE, &not_wasm);
-    let missing = wasmpod::oci::Image::new("wasmpod.test/missing:1")
+    let missing = wasmpod::oci::OciImage::new("wasmpod.test/missing:1")
         .expect("name")
         .file("README", "no module here\n", 0o644)
         .entrypoint(["/app.wasm"]);

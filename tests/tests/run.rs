@@ -395,10 +395,11 @@ spec:
     // An archive that holds no module is bad input, named.
     let empty = wasmpod.manifest("empty.tar", "");
     let mut builder = tar::Builder::new(std::fs::File::create(&empty).expect("create"));
+    let index = br#"{"schemaVersion":2,"manifests":[]}"#;
     let mut header = tar::Header::new_ustar();
-    header.set_size(2);
+    header.set_size(index.len() as u64);
     builder
-        .append_data(&mut header, "index.json", &b"{}"[..])
+        .append_data(&mut header, "index.json", &index[..])
         .expect("append");
     builder.finish().expect("finish");
     drop(builder);

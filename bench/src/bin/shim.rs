@@ -150,7 +150,7 @@ fn native_hello(containerd: &Containerd) -> String {
         .status()
         .expect("run rustc");
     assert!(built.success(), "rustc failed");
-    let image = wasmpod::oci::Image::new("wasmpod.test/native-hello:1")
+    let image = wasmpod::oci::OciImage::new("wasmpod.test/native-hello:1")
         .expect("name")
         .file("hello", std::fs::read(&binary).expect("read"), 0o755)
         .entrypoint(["/hello"]);
