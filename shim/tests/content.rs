@@ -14,6 +14,7 @@ use wasmpod_shim::bundle::{self, TaskKind};
 use wasmpod_shim::layers::ContentStore;
 use wasmpod_shim::runtime::{PodRuntime, Stdio, WasmpodRuntime};
 use wasmpod_tests::containerd::{Containerd, RUNTIME};
+use wasmpod_tests::wasm_layer_archives;
 
 const NAMESPACE: &str = "default";
 
@@ -91,32 +92,38 @@ fn bundle(dir: &Path, id: &str, spec: serde_json::Value) -> TaskKind {
 
 #[test]
 fn a_container_whose_module_is_only_a_wasm_layer_runs() {
+    // The archives `wasmpod run` runs in tests/tests/run.rs, byte for byte: one for each Wasm
+    // OCI layer media type.
     let containerd = Containerd::start();
-    let image =
-        wasmpod::oci::OciImage::wasm_layer(Path::new(guests::EXIT_P1), "wasmpod.test/exit:1")
-            .expect("image");
-    let image = containerd.import_with(NAMESPACE, &image, &["--no-unpack", "--all-platforms"]);
     let dir = tempfile::tempdir().expect("tempdir");
+    let archives = wasm_layer_archives(dir.path());
+    for archive in &archives {
+        containerd.import_archive(
+            NAMESPACE,
+            &archive.path,
+            &["--no-unpack", "--all-platforms"],
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("tokio runtime");
     runtime.block_on(async {
-        record_container(&containerd, "app", &image).await;
         let engine = wasmpod::Engine::new(wasmpod::EngineConfig {
             cache_dir: None,
             ..wasmpod::EngineConfig::default()
         })
         .expect("engine");
+        let store = ContentStore {
+            address: containerd.socket().to_string_lossy().into_owned(),
+            namespace: NAMESPACE.into(),
+        };
         let pods = WasmpodRuntime::new(
             engine,
             dir.path().join("pods"),
             Ok(None),
-            Some(ContentStore {
-                address: containerd.socket().to_string_lossy().into_owned(),
-                namespace: NAMESPACE.into(),
-            }),
+            Some(store.clone()),
         );
         let TaskKind::Sandbox(sandbox) = bundle(
             &dir.path().join("sb"),
@@ -134,36 +141,48 @@ fn a_container_whose_module_is_only_a_wasm_layer_runs() {
             panic!("a sandbox bundle");
         };
         pods.create_sandbox(&sandbox).await.expect("sandbox");
-        // The image's entrypoint names the module, but the rootfs is empty: the module is
-        // the image's layer.
-        let app = dir.path().join("app");
-        let TaskKind::Container(container) = bundle(
-            &app,
-            "app",
-            serde_json::json!({
-                "ociVersion": "1.0.2",
-                "process": {"args": ["/exit.wasm", "7"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
-                "annotations": {
-                    "io.kubernetes.cri.container-type": "container",
-                    "io.kubernetes.cri.sandbox-id": "sb"
-                }
-            }),
-        ) else {
-            panic!("a container bundle");
-        };
-        pods.create_container(&container, &Stdio::default(), &[], &app.join("rootfs"))
-            .await
-            .expect("the module comes from the layer");
-        pods.start_container("app").expect("start");
-        let exit = tokio::time::timeout(
-            std::time::Duration::from_secs(30),
-            pods.wait_container("app"),
-        )
-        .await
-        .expect("the guest ends")
-        .expect("wait");
-        assert_eq!(exit.code, 7, "{exit:?}");
-        pods.remove_container("app").expect("remove");
+        for (i, archive) in archives.iter().enumerate() {
+            let id = format!("app{i}");
+            let code = 7 + i as i32;
+            let what = archive.media_type;
+            record_container(&containerd, &id, &archive.name).await;
+            // The shim reads the module `wasmpod run` reads from the archive.
+            let layers = store.wasm_layers(&id).await.expect("read layers");
+            let module = wasmpod::oci::read_module(&archive.path).expect("read the archive");
+            assert!(layers.first() == Some(&module), "{what}: the same module");
+            // The image's entrypoint names the module, but the rootfs is empty: the module is
+            // the image's layer.
+            let app = dir.path().join(&id);
+            let TaskKind::Container(container) = bundle(
+                &app,
+                &id,
+                serde_json::json!({
+                    "ociVersion": "1.0.2",
+                    "process": {
+                        "args": ["/exit.wasm", code.to_string()],
+                        "cwd": "/",
+                        "user": {"uid": 0, "gid": 0}
+                    },
+                    "annotations": {
+                        "io.kubernetes.cri.container-type": "container",
+                        "io.kubernetes.cri.sandbox-id": "sb"
+                    }
+                }),
+            ) else {
+                panic!("a container bundle");
+            };
+            pods.create_container(&container, &Stdio::default(), &[], &app.join("rootfs"))
+                .await
+                .unwrap_or_else(|e| panic!("{what}: the module comes from the layer: {e}"));
+            pods.start_container(&id).expect("start");
+            let exit =
+                tokio::time::timeout(std::time::Duration::from_secs(30), pods.wait_container(&id))
+                    .await
+                    .expect("the guest ends")
+                    .expect("wait");
+            assert_eq!(exit.code, code, "{what}: {exit:?}");
+            pods.remove_container(&id).expect("remove");
+        }
         pods.delete_sandbox().await.expect("delete sandbox");
     });
 }

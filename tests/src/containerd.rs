@@ -324,13 +324,18 @@ disabled_plugins = {disabled}
         std::fs::create_dir_all(&images).expect("images dir");
         let archive = images.join(format!("{}.tar", image.name.replace(['/', ':'], "_")));
         image.write_archive(&archive).expect("write image archive");
+        self.import_archive(namespace, &archive, flags);
+        image.name.clone()
+    }
+
+    /// Imports the image archive at `archive` with `ctr images import` and extra `flags`.
+    pub fn import_archive(&self, namespace: &str, archive: &Path, flags: &[&str]) {
         let archive = archive.to_str().expect("utf-8 path");
         let mut args = vec!["images", "import"];
         args.extend_from_slice(flags);
         args.push(archive);
         let ran = self.ctr(namespace, &args);
         assert_eq!(ran.code, 0, "ctr images import: {ran:?}");
-        image.name.clone()
     }
 
     /// Imports the image of `module` as `wasmpod.test/NAME:1` into `namespace`.

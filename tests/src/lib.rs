@@ -210,6 +210,48 @@ fn walk(root: &Path, dir: &Path, found: &mut Vec<PathBuf>) {
     }
 }
 
+/// An image archive whose module is its one layer ([`wasm_layer_archives`]).
+#[derive(Debug, Clone)]
+pub struct LayerArchive {
+    /// The layer's media type.
+    pub media_type: &'static str,
+    /// The archive.
+    pub path: PathBuf,
+    /// The image's name (`wasmpod.test/exit-...:1`).
+    pub name: String,
+}
+
+/// The `exit` guest's image as Wasm OCI tooling ships it (the module is the layer), once for
+/// each of [`WASM_LAYER_MEDIA_TYPES`](wasmpod::oci::WASM_LAYER_MEDIA_TYPES), written as
+/// archives in `dir`. The guest is the wasip1 module whatever the media type says (a wasip2
+/// command can only exit 0 or 1; the module exits with the code it is given, so each test can
+/// tell which container ran). The same archives, byte for byte, every time: `wasmpod run`
+/// runs them in one test, the shim in another.
+pub fn wasm_layer_archives(dir: &Path) -> Vec<LayerArchive> {
+    wasmpod::oci::WASM_LAYER_MEDIA_TYPES
+        .into_iter()
+        .map(|media_type| {
+            let kind: String = media_type
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .collect();
+            let image = wasmpod::oci::OciImage::wasm_layer_as(
+                Path::new(wasmpod_guests::EXIT_P1),
+                &format!("wasmpod.test/exit-{kind}:1"),
+                media_type,
+            )
+            .expect("image of the exit guest");
+            let path = dir.join(format!("exit-{kind}.tar"));
+            image.write_archive(&path).expect("write image archive");
+            LayerArchive {
+                media_type,
+                path,
+                name: image.name,
+            }
+        })
+        .collect()
+}
+
 /// Waits until `condition` holds, checking every 10 ms, for things that raise no event a test
 /// can wait on (a file appearing); the test fails at [`DEADLINE`].
 pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {

@@ -1,7 +1,7 @@
 //! `wasmpod run` end to end: volumes, init containers, restart policies, both guest kinds.
 
 use wasmpod_guests as guests;
-use wasmpod_tests::{Wasmpod, restart_count, terminated};
+use wasmpod_tests::{Wasmpod, restart_count, terminated, wasm_layer_archives};
 
 #[test]
 fn volume_demo_reader_prints_what_the_writer_wrote_and_the_empty_dir_is_gone() {
@@ -416,4 +416,36 @@ spec:
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn an_archive_with_a_layer_of_each_wasm_media_type_runs() {
+    // The archives the shim runs in shim/tests/content.rs, byte for byte: each Wasm OCI layer
+    // media type, each image for the `wasm` platform. A pod of one container per archive,
+    // each named by a path relative to the manifest.
+    let wasmpod = Wasmpod::new();
+    let archives = wasm_layer_archives(wasmpod.root.path());
+    let mut manifest =
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: layers}\nspec:\n  restartPolicy: Never\n  containers:\n"
+            .to_owned();
+    for (i, archive) in archives.iter().enumerate() {
+        let file = archive.path.file_name().expect("a file name");
+        manifest.push_str(&format!(
+            "  - name: c{i}\n    image: {}\n    args: [\"{}\"]\n",
+            file.to_str().expect("utf-8 name"),
+            10 + i
+        ));
+    }
+    let out = wasmpod.run_json(&manifest, &[]);
+    assert_eq!(out.code, 1, "non-zero exits fail the pod: {}", out.stderr);
+    let status = out.json();
+    for (i, archive) in archives.iter().enumerate() {
+        assert_eq!(
+            terminated(&status, &format!("c{i}")),
+            (10 + i as i64, "Error".into()),
+            "{}: {}",
+            archive.media_type,
+            out.stderr
+        );
+    }
 }
