@@ -727,6 +727,24 @@ impl Cri<'_> {
             .unwrap_or_else(|e| panic!("StopContainer {id}: {e}"));
     }
 
+    /// ExecSync: runs `cmd` in container `id`, `timeout` seconds at most (0: none).
+    pub fn exec_sync(
+        &self,
+        id: &str,
+        cmd: &[&str],
+        timeout: i64,
+    ) -> Result<cri::ExecSyncResponse, tonic::Status> {
+        let mut client = self.client.clone();
+        let request = cri::ExecSyncRequest {
+            container_id: id.into(),
+            cmd: cmd.iter().map(|c| c.to_string()).collect(),
+            timeout,
+        };
+        self.containerd
+            .block_on(client.exec_sync(request))
+            .map(tonic::Response::into_inner)
+    }
+
     /// ContainerStats: `(cpu nanoseconds, memory working set bytes)`.
     pub fn stats(&self, id: &str) -> (u64, u64) {
         let mut client = self.client.clone();

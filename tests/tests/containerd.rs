@@ -327,10 +327,14 @@ fn each_pod_has_its_own_shim_and_pods_are_isolated() {
     let b = cri.run_pod("pod-b", None);
     // The same port in both pods: each has its own loopback.
     for (pod, body) in [(&a, "from a"), (&b, "from b")] {
-        cri.run_container(
+        let server = cri.run_container(
             pod,
             &ContainerDef::new("server", &server, &["127.0.0.1:8080", "--body", body]),
         );
+        let log = cri.status(&server).log_path;
+        wait_until("the server listens", || {
+            logged(&log, "stdout", "listening on 127.0.0.1:8080")
+        });
     }
     assert_eq!(containerd.shim_pids().len(), 2, "one shim per pod");
     for (pod, body) in [(&a, "from a"), (&b, "from b")] {
@@ -568,4 +572,60 @@ fn a_container_past_its_memory_limit_is_oom_killed_and_its_neighbour_lives_on() 
     cri.stop_pod(&pod);
     cri.remove_pod(&pod);
     wait_no_shims(&containerd);
+}
+
+#[test]
+fn exec_sync_runs_commands_inside_a_running_container() {
+    let containerd = cri_containerd();
+    let sleep = module_image(&containerd, guests::SLEEP_P1, "sleep");
+    let tools = containerd.dir().join("tools");
+    std::fs::create_dir_all(&tools).expect("tools");
+    std::fs::copy(guests::CAT_P2, tools.join("cat.wasm")).expect("cat");
+    std::fs::copy(guests::EXIT_P1, tools.join("exit.wasm")).expect("exit");
+    std::fs::write(tools.join("note.txt"), "a note\n").expect("note");
+
+    let cri = containerd.cri();
+    let pod = cri.run_pod("exec", None);
+    let app = cri.run_container(
+        &pod,
+        &ContainerDef::new("app", &sleep, &["600000"]).mount(&tools, "/tools"),
+    );
+    let ran = cri
+        .exec_sync(&app, &["/tools/cat.wasm", "/tools/note.txt"], 0)
+        .expect("ExecSync");
+    assert_eq!(
+        (ran.exit_code, String::from_utf8_lossy(&ran.stdout).as_ref()),
+        (0, "a note\n"),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let failed = cri
+        .exec_sync(&app, &["/tools/exit.wasm", "3"], 0)
+        .expect("ExecSync");
+    assert_eq!(failed.exit_code, 3);
+    let missing = cri.exec_sync(&app, &["no-such-tool"], 0).expect("ExecSync");
+    assert_eq!(missing.exit_code, 127);
+    assert_eq!(
+        String::from_utf8_lossy(&missing.stderr),
+        "no-such-tool: not found\n"
+    );
+    // ExecSync's timeout ends the process (a probe's timeoutSeconds).
+    let began = Instant::now();
+    let timed_out = cri.exec_sync(
+        &app,
+        &["/tools/cat.wasm", "--wait-ms", "600000", "/tools/never"],
+        1,
+    );
+    assert!(timed_out.is_err(), "{timed_out:?}");
+    assert!(began.elapsed() < DEADLINE, "the timeout was not honoured");
+    // The container is untouched by its execs.
+    assert_eq!(cri.status(&app).state, ContainerState::ContainerRunning);
+    cri.stop_container(&app, 1);
+    let stopped = cri.exec_sync(&app, &["/tools/exit.wasm", "0"], 0);
+    assert!(
+        stopped.is_err(),
+        "exec into a stopped container: {stopped:?}"
+    );
+    cri.stop_pod(&pod);
+    cri.remove_pod(&pod);
 }

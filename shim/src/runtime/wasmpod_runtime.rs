@@ -13,7 +13,7 @@ use wasmpod::host::{HostError, HostLayer};
 use wasmpod::hostdir::HostDir;
 use wasmpod::pod::ExecConfig;
 use wasmpod::{ContainerConfig, Engine, ExitStatus, Sandbox, SandboxConfig};
-use wasmtime_wasi::cli::{AsyncStdinStream, AsyncStdoutStream, StdinStream, StdoutStream};
+use wasmtime_wasi::cli::{AsyncStdinStream, OutputFile, StdinStream, StdoutStream};
 
 use super::rootfs::{self, RootfsMount};
 use super::stdio::Sinks;
@@ -341,9 +341,10 @@ async fn exec_stdin(stdio: &Stdio) -> Result<Option<Box<dyn StdinStream + Sync>>
 }
 
 /// An exec'd process's stdout and stderr: their FIFOs, opened read-write (which never blocks;
-/// containerd holds the reading ends). With a terminal, stderr goes to stdout, as on a tty.
+/// containerd holds the reading ends) and written synchronously, as containers' output is: a
+/// process that writes faster than containerd reads is slowed down, and nothing written is
+/// lost when it ends. With a terminal, stderr goes to stdout, as on a tty.
 fn exec_output(stdio: &Stdio) -> Result<GuestIo, TaskError> {
-    const BUDGET: usize = 64 << 10;
     let open = |path: Option<&Path>| -> Result<Box<dyn StdoutStream + Sync>, TaskError> {
         let Some(path) = path.filter(|p| !p.as_os_str().is_empty()) else {
             return Ok(Box::new(tokio::io::empty()));
@@ -353,10 +354,7 @@ fn exec_output(stdio: &Stdio) -> Result<GuestIo, TaskError> {
             .write(true)
             .open(path)
             .map_err(|e| TaskError::io("open stdio", path, e))?;
-        Ok(Box::new(AsyncStdoutStream::new(
-            BUDGET,
-            tokio::fs::File::from_std(fifo),
-        )))
+        Ok(Box::new(OutputFile::new(fifo)))
     };
     let stdout = open(stdio.stdout.as_deref())?;
     let stderr = if stdio.terminal {
