@@ -160,9 +160,9 @@ impl Bare {
     }
 }
 
-/// A wasmtime engine set up as wasmpod's `Engine::new` does it.
+/// A wasmtime engine set up as wasmpod's `Engine::new` does it for a pod process.
 pub(crate) fn engine() -> Result<wasmtime::Engine> {
-    let defaults = wasmpod::EngineConfig::default();
+    let defaults = wasmpod::EngineConfig::for_one_pod();
     let mut pool = wasmtime::PoolingAllocationConfig::new();
     pool.total_core_instances(defaults.pool_instances)
         .total_component_instances(defaults.pool_instances)

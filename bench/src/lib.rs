@@ -162,9 +162,10 @@ async fn run_async(options: &Options) -> Result<Report> {
     ensure!(spec.containers.len() == 2, "the pod has two containers");
     let pods = PodStarter::new(spec, &scratch.path().join("pods"));
     let warm_cache = scratch.path().join("cache");
+    // Engines as a pod process (wasmpod run, the shim) makes them.
     let config = |cache_dir: PathBuf| EngineConfig {
         cache_dir: Some(cache_dir),
-        ..EngineConfig::default()
+        ..EngineConfig::for_one_pod()
     };
 
     // Warm: one engine, images compiled into `warm_cache` and loaded before timing.

@@ -55,7 +55,7 @@ pub async fn pieces(
         drop(engine);
         let config = wasmpod::EngineConfig {
             cache_dir: None,
-            ..wasmpod::EngineConfig::default()
+            ..wasmpod::EngineConfig::for_one_pod()
         };
         let began = Instant::now();
         let engine = Engine::new(config)?;

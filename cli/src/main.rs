@@ -411,8 +411,9 @@ fn print_logs(
     Ok(ExitCode::SUCCESS)
 }
 
+/// The engine of this process, which holds at most one pod.
 fn engine(cache_dir: Option<PathBuf>) -> anyhow::Result<Engine> {
-    let mut config = EngineConfig::default();
+    let mut config = EngineConfig::for_one_pod();
     if cache_dir.is_some() {
         config.cache_dir = cache_dir;
     }

@@ -87,7 +87,8 @@ pub struct EngineConfig {
     /// Default: 10 ms.
     pub epoch_tick: Duration,
     /// How many instances (and linear memories) the pooling allocator reserves room for, across
-    /// every pod of the process. Default: 1000.
+    /// every pod of the process. Default: 1000 (a process of one pod:
+    /// [`EngineConfig::for_one_pod`]).
     pub pool_instances: u32,
     /// The largest linear memory a guest may have. Default: 4 GiB.
     pub max_memory_size: usize,
@@ -108,6 +109,23 @@ impl Default for EngineConfig {
             max_memory_size: 4 << 30,
             default_memory_limit: 1 << 30,
             epoch_interruption: true,
+        }
+    }
+}
+
+/// How many instances the pool of a process holding one pod reserves room for
+/// ([`EngineConfig::for_one_pod`]): the pod's containers, their hooks and the commands exec'd
+/// into them, a component counting for several core instances.
+pub const ONE_POD_INSTANCES: u32 = 256;
+
+impl EngineConfig {
+    /// The engine of a process that holds one pod (`wasmpod run`, the shim): the defaults
+    /// with a pool of [`ONE_POD_INSTANCES`]. Reserving the pool is most of `Engine::new`'s
+    /// cost (about 2 ms for the default 1000 instances), paid at every pod's start.
+    pub fn for_one_pod() -> Self {
+        EngineConfig {
+            pool_instances: ONE_POD_INSTANCES,
+            ..EngineConfig::default()
         }
     }
 }

@@ -52,8 +52,6 @@ pub const RUNTIME_ID: &str = "io.containerd.wasmpod.v1";
 pub const DEFAULT_STATE_DIR: &str = "/run/wasmpod/containerd";
 /// Default compile cache.
 pub const DEFAULT_CACHE_DIR: &str = "/var/cache/wasmpod";
-/// How many instances the engine's pool reserves room for: one pod's containers.
-const POOL_INSTANCES: u32 = 100;
 
 /// The host layer the server made before its threads, handed to the runtime when the task
 /// service is built (containerd-shim builds the service; it takes no arguments of ours).
@@ -278,8 +276,7 @@ impl Shim for WasmpodShim {
             .unwrap_or(Ok(None));
         let engine = Engine::new(EngineConfig {
             cache_dir: Some(cache_dir()),
-            pool_instances: POOL_INSTANCES,
-            ..EngineConfig::default()
+            ..EngineConfig::for_one_pod()
         });
         let engine = match engine {
             Ok(engine) => engine,
