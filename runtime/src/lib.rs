@@ -27,6 +27,7 @@ pub mod pod;
 pub mod runner;
 pub mod spec;
 pub mod status;
+pub mod toolbox;
 pub mod volume;
 pub mod wasm;
 
