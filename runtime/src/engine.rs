@@ -156,6 +156,8 @@ struct EngineInner {
     cache: CompileCache,
     /// Images this process already loaded, by cache key: restarts and further pods skip the disk.
     images: Mutex<LoadedImages>,
+    /// The built-in toolbox, once an exec asked for it.
+    toolbox: std::sync::OnceLock<Image>,
     default_memory_limit: u64,
     epoch_interruption: bool,
     ticker_stop: Arc<AtomicBool>,
@@ -216,6 +218,7 @@ impl Engine {
                 component_linker,
                 cache,
                 images: Mutex::default(),
+                toolbox: std::sync::OnceLock::new(),
                 default_memory_limit: config.default_memory_limit,
                 epoch_interruption: config.epoch_interruption,
                 ticker_stop,
@@ -293,6 +296,27 @@ impl Engine {
             loaded.by_file.insert(identity, image.clone());
         }
         Ok(image)
+    }
+
+    /// The built-in toolbox ([`crate::toolbox`]): compiled through the cache (so once per
+    /// machine), linked once per engine. Blocking on first use.
+    pub fn toolbox(&self) -> Result<Image, ImageError> {
+        if let Some(image) = self.inner.toolbox.get() {
+            return Ok(image.clone());
+        }
+        let wasm = crate::toolbox::TOOLBOX;
+        let path = Path::new("wasmpod-toolbox.wasm");
+        let kind = ImageKind::detect(wasm).ok_or_else(|| ImageError::NotWasm {
+            path: path.to_owned(),
+        })?;
+        let key = self.inner.cache.key(wasm);
+        let image = match self.inner.cache.get_or_compile(&key, wasm, kind, path)? {
+            Compiled::Module(m) => Image::link_module(&self.inner.module_linker, &m, path)?,
+            Compiled::Component(c) => {
+                Image::link_component(&self.inner.component_linker, &c, path)?
+            }
+        };
+        Ok(self.inner.toolbox.get_or_init(|| image).clone())
     }
 
     /// Compiles `path` into the disk cache without keeping it: `wasmpod compile`.

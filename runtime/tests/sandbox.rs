@@ -345,6 +345,28 @@ async fn exec_runs_a_command_of_the_containers_filesystem_inside_it() {
     assert!(exit.success(), "{exit:?}");
     assert!(stdout.lines().any(|l| l == "GREETING=hello"), "{stdout}");
     assert!(stdout.lines().any(|l| l == "HOSTNAME=test-pod"), "{stdout}");
+    // Else a tool of the built-in toolbox, sandboxed like the container's guest.
+    let (exit, stdout, _) = exec(&sandbox, "app", &["echo", "hi", "there"], "")
+        .await
+        .expect("exec");
+    assert_eq!((exit.code, stdout.as_str()), (0, "hi there\n"));
+    let (exit, stdout, stderr) = exec(&sandbox, "app", &["ls", "/data"], "")
+        .await
+        .expect("exec");
+    assert!(exit.success(), "{exit:?} {stderr}");
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), ["bin", "note.txt"]);
+    let (exit, _, _) = exec(&sandbox, "app", &["ls", "/etc"], "")
+        .await
+        .expect("exec");
+    assert_ne!(exit.code, 0, "the host's /etc is not the container's");
+    let (exit, stdout, stderr) = exec(&sandbox, "app", &["ps"], "").await.expect("exec");
+    assert!(exit.success(), "{exit:?} {stderr}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("app") && l.contains("running")),
+        "{stdout}"
+    );
     // What is not there is not found; what is not Wasm cannot run.
     let (exit, _, stderr) = exec(&sandbox, "app", &["no-such-tool"], "")
         .await

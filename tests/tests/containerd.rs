@@ -629,3 +629,86 @@ fn exec_sync_runs_commands_inside_a_running_container() {
     cri.stop_pod(&pod);
     cri.remove_pod(&pod);
 }
+
+/// The seed demo: from a second container of a web pod, `netstat -tln` lists the server's
+/// port, `wget -O-` fetches its page over the pod's loopback, `cat` reads what a third
+/// container wrote to a shared emptyDir — all with the built-in toolbox.
+#[test]
+fn kubectl_exec_style_toolbox_commands_look_around_the_pod() {
+    let containerd = cri_containerd();
+    let server = module_image(&containerd, guests::HTTP_SERVER_P2, "http-server");
+    let sleep = module_image(&containerd, guests::SLEEP_P1, "sleep");
+    let write = module_image(&containerd, guests::WRITE_P1, "write");
+    let volume = containerd.dir().join("shared");
+    std::fs::create_dir_all(&volume).expect("volume");
+
+    let cri = containerd.cri();
+    let pod = cri.run_pod("web", None);
+    let web = cri.run_container(
+        &pod,
+        &ContainerDef::new(
+            "web",
+            &server,
+            &["0.0.0.0:8080", "--body", "<h1>Welcome to wasmpod!</h1>"],
+        ),
+    );
+    let log = cri.status(&web).log_path;
+    wait_until("the server listens", || {
+        log_lines(&log)
+            .iter()
+            .any(|(_, l)| l.starts_with("listening on"))
+    });
+    let writer = cri.run_container(
+        &pod,
+        &ContainerDef::new(
+            "writer",
+            &write,
+            &["/data/a.txt", "written", "by", "writer"],
+        )
+        .mount(&volume, "/data"),
+    );
+    assert_eq!(cri.wait_exited(&writer).exit_code, 0);
+    let second = cri.run_container(
+        &pod,
+        &ContainerDef::new("second", &sleep, &["600000"]).mount(&volume, "/data"),
+    );
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+
+    let netstat = cri
+        .exec_sync(&second, &["netstat", "-tln"], 10)
+        .expect("netstat");
+    assert_eq!(netstat.exit_code, 0, "{}", text(&netstat.stderr));
+    let listens = text(&netstat.stdout);
+    assert!(
+        listens
+            .lines()
+            .any(|l| l.contains("0.0.0.0:8080") && l.contains("LISTEN")),
+        "{listens}"
+    );
+    let wget = cri
+        .exec_sync(
+            &second,
+            &["wget", "-q", "-O-", "http://127.0.0.1:8080/"],
+            10,
+        )
+        .expect("wget");
+    assert_eq!(wget.exit_code, 0, "{}", text(&wget.stderr));
+    assert!(
+        text(&wget.stdout).contains("<h1>Welcome to wasmpod!</h1>"),
+        "{}",
+        text(&wget.stdout)
+    );
+    let cat = cri
+        .exec_sync(&second, &["cat", "/data/a.txt"], 10)
+        .expect("cat");
+    assert_eq!(
+        (cat.exit_code, text(&cat.stdout).trim_end()),
+        (0, "written by writer")
+    );
+    let unknown = cri
+        .exec_sync(&second, &["vi", "/data/a.txt"], 10)
+        .expect("vi");
+    assert_eq!(unknown.exit_code, 127);
+    cri.stop_pod(&pod);
+    cri.remove_pod(&pod);
+}

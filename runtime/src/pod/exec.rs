@@ -20,10 +20,11 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 use wasmtime_wasi::cli::{StdinStream, StdoutStream};
 
-use super::{ContainerState, PodError, Sandbox};
+use super::{CONTROL_DIR, ContainerState, PodError, Sandbox};
 use crate::engine::{Engine, ExitStatus, GuestIo, Image, ImageError, Preopen};
 use crate::error::{Error, Result};
 use crate::hostdir::HostDir;
+use crate::toolbox;
 
 /// Exit code of a command that was not found (as a shell's).
 pub const EXIT_NOT_FOUND: i32 = 127;
@@ -31,8 +32,6 @@ pub const EXIT_NOT_FOUND: i32 = 127;
 pub const EXIT_NOT_EXECUTABLE: i32 = 126;
 /// The `PATH` of a container whose env sets none (a Linux container's default).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-/// Where the toolbox's `ps` and `netstat` read the pod's state, inside the control directory.
-const POD_INFO_DIR: &str = "pod";
 
 /// What to run and where its stdio goes.
 pub struct ExecConfig {
@@ -189,9 +188,17 @@ struct PodInfo {
 /// Writes `info` into the container's control directory (read-only in the guest), each file
 /// replaced atomically so a concurrent exec never reads half of one.
 fn write_pod_info(control_dir: &Path, info: &PodInfo) -> std::io::Result<()> {
-    let dir = control_dir.join(POD_INFO_DIR);
+    // The control directory is the guest's CONTROL_DIR: the toolbox's directory beneath it.
+    let beneath = Path::new(toolbox::POD_INFO_DIR)
+        .strip_prefix(CONTROL_DIR)
+        .map_err(std::io::Error::other)?;
+    let dir = control_dir.join(beneath);
     std::fs::create_dir_all(&dir)?;
-    for (file, text) in [("containers", &info.containers), ("sockets", &info.sockets)] {
+    let files = [
+        (toolbox::CONTAINERS_FILE, &info.containers),
+        (toolbox::SOCKETS_FILE, &info.sockets),
+    ];
+    for (file, text) in files {
         let tmp = tempfile::NamedTempFile::new_in(&dir)?;
         std::fs::write(tmp.path(), text)?;
         tmp.persist(dir.join(file)).map_err(|e| e.error)?;
@@ -235,9 +242,14 @@ fn resolve(
 }
 
 /// The toolbox, when it has a tool named `argv0`.
-fn toolbox(_engine: &Engine, _argv0: &str) -> Command {
-    // TOOLBOX-WIRING: replaced once the toolbox component lands.
-    Command::NotFound
+fn toolbox(engine: &Engine, argv0: &str) -> Command {
+    if !toolbox::is_tool(argv0) {
+        return Command::NotFound;
+    }
+    match engine.toolbox() {
+        Ok(image) => Command::Wasm(image),
+        Err(e) => Command::NotExecutable(e.to_string()),
+    }
 }
 
 /// The command at guest path `guest`, if a file is there: read beneath the preopen (or the
