@@ -156,8 +156,9 @@ struct EngineInner {
     cache: CompileCache,
     /// Images this process already loaded, by cache key: restarts and further pods skip the disk.
     images: Mutex<LoadedImages>,
-    /// The built-in toolbox, once an exec asked for it.
-    toolbox: std::sync::OnceLock<Image>,
+    /// The built-in toolbox, once an exec asked for it. A mutex, not a once-cell: the first
+    /// of many concurrent execs compiles it while the others wait, instead of each compiling.
+    toolbox: Mutex<Option<Image>>,
     default_memory_limit: u64,
     epoch_interruption: bool,
     ticker_stop: Arc<AtomicBool>,
@@ -218,7 +219,7 @@ impl Engine {
                 component_linker,
                 cache,
                 images: Mutex::default(),
-                toolbox: std::sync::OnceLock::new(),
+                toolbox: Mutex::default(),
                 default_memory_limit: config.default_memory_limit,
                 epoch_interruption: config.epoch_interruption,
                 ticker_stop,
@@ -301,7 +302,12 @@ impl Engine {
     /// The built-in toolbox ([`crate::toolbox`]): compiled through the cache (so once per
     /// machine), linked once per engine. Blocking on first use.
     pub fn toolbox(&self) -> Result<Image, ImageError> {
-        if let Some(image) = self.inner.toolbox.get() {
+        let mut toolbox = self
+            .inner
+            .toolbox
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(image) = toolbox.as_ref() {
             return Ok(image.clone());
         }
         let wasm = crate::toolbox::TOOLBOX;
@@ -316,7 +322,8 @@ impl Engine {
                 Image::link_component(&self.inner.component_linker, &c, path)?
             }
         };
-        Ok(self.inner.toolbox.get_or_init(|| image).clone())
+        *toolbox = Some(image.clone());
+        Ok(image)
     }
 
     /// Compiles `path` into the disk cache without keeping it: `wasmpod compile`.

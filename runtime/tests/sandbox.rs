@@ -409,3 +409,34 @@ async fn exec_runs_a_command_of_the_containers_filesystem_inside_it() {
     assert_eq!(gone.kind(), ErrorKind::FailedPrecondition);
     sandbox.delete().await.expect("delete");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_concurrent_execs_leave_their_container_and_its_neighbour_running() {
+    let (_dir, sandbox) = empty_sandbox().await;
+    for name in ["app", "neighbour"] {
+        sandbox
+            .create_container(container(name, guests::SLEEP_P1, &["600000"]))
+            .await
+            .expect("create");
+        sandbox.start_container(name).expect("start");
+    }
+    let execs: Vec<_> = (0..100)
+        .map(|i| {
+            let sandbox = sandbox.clone();
+            tokio::spawn(async move {
+                let argv = ["echo", "exec", &i.to_string()];
+                exec(&sandbox, "app", &argv, "").await
+            })
+        })
+        .collect();
+    for (i, exec) in execs.into_iter().enumerate() {
+        let (exit, stdout, stderr) = exec.await.expect("join").expect("exec");
+        assert!(exit.success(), "exec {i}: {exit:?} {stderr}");
+        assert_eq!(stdout, format!("exec {i}\n"));
+    }
+    for name in ["app", "neighbour"] {
+        let status = sandbox.container_status(name).expect("status");
+        assert_eq!(status.state, ContainerState::Running, "{name}");
+    }
+    sandbox.delete().await.expect("delete");
+}

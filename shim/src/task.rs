@@ -379,11 +379,17 @@ impl<R: PodRuntime> TaskService<R> {
         };
         entry.status = TaskStatus::Stopped;
         entry.exit.send_replace(Some(exited));
+        self.publish_exit(id, id, exited);
+    }
+
+    /// Publishes that process `process` (the task's own: its id; an exec: its exec id) of task
+    /// `id` ended.
+    fn publish_exit(&self, id: &str, process: &str, exited: Exited) {
         self.publish(Event::Exit(TaskExit {
             container_id: id.to_owned(),
-            id: id.to_owned(),
+            id: process.to_owned(),
             pid: self.inner.pid,
-            exit_status: code,
+            exit_status: exited.code,
             exited_at: MessageField::some(timestamp(exited.at)),
             ..TaskExit::default()
         }));
@@ -751,14 +757,7 @@ impl<R: PodRuntime> TaskService<R> {
         };
         exec.status = TaskStatus::Stopped;
         exec.exit.send_replace(Some(exited));
-        self.publish(Event::Exit(TaskExit {
-            container_id: id.to_owned(),
-            id: exec_id.to_owned(),
-            pid: self.inner.pid,
-            exit_status: code,
-            exited_at: MessageField::some(timestamp(exited.at)),
-            ..TaskExit::default()
-        }));
+        self.publish_exit(id, exec_id, exited);
     }
 
     /// `Delete` of an exec'd process that is not running.

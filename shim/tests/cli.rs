@@ -13,6 +13,7 @@ use containerd_shim::protos::protobuf::{CodedOutputStream, Message};
 use containerd_shim::protos::shim_sync::{Client, TaskClient};
 use containerd_shim::protos::ttrpc;
 use containerd_shim::protos::types::introspection::RuntimeInfo;
+use wasmpod_tests::containerd::sandbox_spec;
 
 const SHIM: &str = env!("CARGO_BIN_EXE_containerd-shim-wasmpod-v1");
 
@@ -110,16 +111,7 @@ fn start_takes_the_bootstrap_message_containerd_2_3_writes_to_stdin() {
     let namespace = format!("wasmpod-test-{}", std::process::id());
     std::fs::write(
         bundle.join("config.json"),
-        serde_json::json!({
-            "ociVersion": "1.0.2",
-            "process": {"args": ["/pause"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
-            "annotations": {
-                "io.kubernetes.cri.container-type": "sandbox",
-                "io.kubernetes.cri.sandbox-id": "sb",
-                "io.kubernetes.cri.sandbox-name": "bootstrap"
-            }
-        })
-        .to_string(),
+        sandbox_spec("sb", "bootstrap").to_string(),
     )
     .expect("config.json");
     // The server `start` spawns connects to containerd's event socket first: a listener is

@@ -13,7 +13,7 @@ use wasmpod_guests as guests;
 use wasmpod_shim::bundle::{self, TaskKind};
 use wasmpod_shim::layers::ContentStore;
 use wasmpod_shim::runtime::{PodRuntime, Stdio, WasmpodRuntime};
-use wasmpod_tests::containerd::{Containerd, RUNTIME};
+use wasmpod_tests::containerd::{Containerd, RUNTIME, sandbox_spec};
 use wasmpod_tests::wasm_layer_archives;
 
 const NAMESPACE: &str = "default";
@@ -125,19 +125,9 @@ fn a_container_whose_module_is_only_a_wasm_layer_runs() {
             Ok(None),
             Some(store.clone()),
         );
-        let TaskKind::Sandbox(sandbox) = bundle(
-            &dir.path().join("sb"),
-            "sb",
-            serde_json::json!({
-                "ociVersion": "1.0.2",
-                "process": {"args": ["/pause"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
-                "annotations": {
-                    "io.kubernetes.cri.container-type": "sandbox",
-                    "io.kubernetes.cri.sandbox-id": "sb",
-                    "io.kubernetes.cri.sandbox-name": "layered"
-                }
-            }),
-        ) else {
+        let TaskKind::Sandbox(sandbox) =
+            bundle(&dir.path().join("sb"), "sb", sandbox_spec("sb", "layered"))
+        else {
             panic!("a sandbox bundle");
         };
         pods.create_sandbox(&sandbox).await.expect("sandbox");

@@ -99,6 +99,20 @@ pub fn major_version(containerd: &Path) -> u32 {
         .unwrap_or_else(|| panic!("cannot read a version in {text:?}"))
 }
 
+/// The OCI spec CRI writes for pod sandbox `id` named `name` (its pause container), as a
+/// shim's bundle `config.json` holds it.
+pub fn sandbox_spec(id: &str, name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {"args": ["/pause"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+        "annotations": {
+            "io.kubernetes.cri.container-type": "sandbox",
+            "io.kubernetes.cri.sandbox-id": id,
+            "io.kubernetes.cri.sandbox-name": name
+        }
+    })
+}
+
 /// What a command did.
 #[derive(Debug)]
 pub struct Ran {
@@ -156,15 +170,21 @@ impl Containerd {
         // containerd 2.x reads config version 3 (it would migrate a version 2 file at every
         // start): each is written as deploy/ tells users to write it.
         let disabled = r#"["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing", "io.containerd.nri.v1.nri"]"#;
-        let config = if major_version(&containerd) >= 2 {
-            format!(
-                r#"version = 3
-root = "{root}/root"
+        let common = format!(
+            r#"root = "{root}/root"
 state = "{root}/state"
 disabled_plugins = {disabled}
 [grpc]
   address = "{socket}"
-[plugins.'io.containerd.internal.v1.opt']
+"#,
+            root = root.display(),
+            socket = socket.display(),
+        );
+        let (cni_bin, cni_conf) = (cni_bin.display(), cni_conf.display());
+        let config = if major_version(&containerd) >= 2 {
+            format!(
+                r#"version = 3
+{common}[plugins.'io.containerd.internal.v1.opt']
   path = "{root}/opt"
 [plugins.'io.containerd.cri.v1.images'.pinned_images]
   sandbox = "{PAUSE_IMAGE}"
@@ -179,19 +199,11 @@ disabled_plugins = {disabled}
     runtime_type = "io.containerd.runc.v2"
 "#,
                 root = root.display(),
-                socket = socket.display(),
-                cni_bin = cni_bin.display(),
-                cni_conf = cni_conf.display(),
             )
         } else {
             format!(
                 r#"version = 2
-root = "{root}/root"
-state = "{root}/state"
-disabled_plugins = {disabled}
-[grpc]
-  address = "{socket}"
-[plugins."io.containerd.internal.v1.opt"]
+{common}[plugins."io.containerd.internal.v1.opt"]
   path = "{root}/opt"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{PAUSE_IMAGE}"
@@ -205,9 +217,6 @@ disabled_plugins = {disabled}
     runtime_type = "io.containerd.runc.v2"
 "#,
                 root = root.display(),
-                socket = socket.display(),
-                cni_bin = cni_bin.display(),
-                cni_conf = cni_conf.display(),
             )
         };
         let config_path = root.join("config.toml");

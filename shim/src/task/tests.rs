@@ -254,15 +254,21 @@ impl Fixture {
     }
 
     async fn wait(&self, id: &str) -> u32 {
+        self.wait_exec(id, "").await
+    }
+
+    /// Waits for exec `exec_id` of task `id` (the task's own process when empty) to end.
+    async fn wait_exec(&self, id: &str, exec_id: &str) -> u32 {
         let waited = tokio::time::timeout(
             Duration::from_secs(5),
             self.service.wait(WaitRequest {
                 id: id.into(),
+                exec_id: exec_id.into(),
                 ..WaitRequest::default()
             }),
         )
         .await
-        .expect("the task exits")
+        .expect("the process exits")
         .expect("wait");
         waited.exit_status
     }
@@ -667,18 +673,8 @@ async fn an_exec_runs_in_a_running_container_with_states_exit_and_events_of_its_
         .start(exec_start("c1", "e1"))
         .await
         .expect("start exec");
-    let waited = tokio::time::timeout(
-        Duration::from_secs(5),
-        f.service.wait(WaitRequest {
-            id: "c1".into(),
-            exec_id: "e1".into(),
-            ..WaitRequest::default()
-        }),
-    )
-    .await
-    .expect("the exec ends")
-    .expect("wait");
-    assert_eq!(waited.exit_status, 3);
+    let waited = f.wait_exec("c1", "e1").await;
+    assert_eq!(waited, 3);
     assert_eq!(state(&f).status.enum_value_or_default(), Status::STOPPED);
     // The container runs on.
     assert_eq!(f.status("c1"), Status::RUNNING);
@@ -740,17 +736,7 @@ async fn killing_an_exec_ends_it_and_only_it() {
             ..KillRequest::default()
         })
         .expect("kill exec");
-    let waited = tokio::time::timeout(
-        Duration::from_secs(5),
-        f.service.wait(WaitRequest {
-            id: "c1".into(),
-            exec_id: "e1".into(),
-            ..WaitRequest::default()
-        }),
-    )
-    .await
-    .expect("the exec ends")
-    .expect("wait");
-    assert_eq!(waited.exit_status, EXIT_SIGKILL);
+    let waited = f.wait_exec("c1", "e1").await;
+    assert_eq!(waited, EXIT_SIGKILL);
     assert_eq!(f.status("c1"), Status::RUNNING);
 }
