@@ -115,6 +115,72 @@ impl HostDir {
         self.dir.is_file(relative)
     }
 
+    /// Bind-mounts the host file `source` over the file at `relative` beneath this directory
+    /// (a container's rootfs), as a runtime mounts `/etc/hosts` or the termination log into
+    /// an image: the missing parents and an empty mount point are created beneath this
+    /// directory first; a link in the image is followed only while it stays beneath it, and
+    /// the target must be a regular file (never a FIFO or a device the image planted: it is
+    /// opened `O_PATH`, so opening it has no effect). The mount is made on the opened file
+    /// (`/proc/self/fd/N`), never on a path resolved again, and is private (nothing it
+    /// propagates). Read-only when `read_only`. Needs `CAP_SYS_ADMIN`.
+    pub fn bind_file(&self, relative: &Path, source: &Path, read_only: bool) -> io::Result<()> {
+        use rustix::mount::{MountFlags, MountPropagationFlags};
+        if let Some(parent) = relative.parent() {
+            self.create_dir(parent)?;
+        }
+        match self.dir.open_with(
+            relative,
+            cap_std::fs::OpenOptions::new().write(true).create_new(true),
+        ) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
+        let target = self.open_path(relative)?;
+        if !rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&target)?.st_mode).is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the mount point is not a regular file",
+            ));
+        }
+        let proc_path = |fd: &rustix::fd::OwnedFd| format!("/proc/self/fd/{}", fd.as_raw_fd());
+        rustix::mount::mount_bind(source, proc_path(&target).as_str())?;
+        // From here on the mount exists: the path now opens the bind mount's root.
+        let mounted = self.open_path(relative)?;
+        let finished = rustix::mount::mount_change(
+            proc_path(&mounted).as_str(),
+            MountPropagationFlags::PRIVATE,
+        )
+        .and_then(|()| match read_only {
+            true => rustix::mount::mount_remount(
+                proc_path(&mounted).as_str(),
+                MountFlags::BIND | MountFlags::RDONLY,
+                "",
+            ),
+            false => Ok(()),
+        });
+        if let Err(e) = finished {
+            let _ = rustix::mount::unmount(
+                proc_path(&mounted).as_str(),
+                rustix::mount::UnmountFlags::DETACH,
+            );
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// `relative` beneath this directory opened `O_PATH` (no effect on what it is), links
+    /// followed only while they stay beneath it; the kernel's `openat2` `RESOLVE_BENEATH`.
+    fn open_path(&self, relative: &Path) -> io::Result<rustix::fd::OwnedFd> {
+        use rustix::fs::{Mode, OFlags, ResolveFlags};
+        Ok(rustix::fs::openat2(
+            &*self.dir,
+            relative,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+        )?)
+    }
+
     /// Reads the file at `relative` beneath this directory.
     pub fn read(&self, relative: &Path) -> io::Result<Vec<u8>> {
         self.dir.read(relative)
@@ -367,5 +433,114 @@ mod tests {
         dir.dir.write("deep", vec![0u8; 7]).expect("deep file");
         // `up` leads to `outside/secret` (4 bytes): not counted.
         assert_eq!(volume.disk_usage(), 107);
+    }
+
+    /// Unmounts what a test bound, whatever the test's outcome.
+    struct Unmount(Vec<PathBuf>);
+
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            for path in &self.0 {
+                let _ = rustix::mount::unmount(path, rustix::mount::UnmountFlags::DETACH);
+            }
+        }
+    }
+
+    fn is_mount_point(path: &Path) -> bool {
+        let text = path.to_string_lossy().into_owned();
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .expect("mountinfo")
+            .lines()
+            .any(|line| line.split(' ').nth(4) == Some(text.as_str()))
+    }
+
+    #[test]
+    fn bind_file_mounts_a_host_file_into_a_rootfs() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let rootfs = root.path().join("rootfs");
+        std::fs::create_dir(&rootfs).expect("rootfs");
+        let hosts = root.path().join("etc-hosts");
+        std::fs::write(&hosts, "127.0.0.1 localhost\n169.254.64.99 db.internal\n").expect("hosts");
+        let log = root.path().join("termination-log");
+        std::fs::write(&log, "").expect("log");
+        let dir = HostDir::open(&rootfs).expect("open");
+        let _unmount = Unmount(vec![
+            rootfs.join("etc/hosts"),
+            rootfs.join("dev/termination-log"),
+        ]);
+
+        dir.bind_file(Path::new("etc/hosts"), &hosts, true)
+            .expect("bind hosts");
+        dir.bind_file(Path::new("dev/termination-log"), &log, false)
+            .expect("bind log");
+
+        assert!(is_mount_point(&rootfs.join("etc/hosts")));
+        assert_eq!(
+            std::fs::read_to_string(rootfs.join("etc/hosts")).expect("read"),
+            "127.0.0.1 localhost\n169.254.64.99 db.internal\n"
+        );
+        let write = std::fs::write(rootfs.join("etc/hosts"), "changed");
+        assert_eq!(
+            write.map_err(|e| e.raw_os_error()),
+            Err(Some(rustix::io::Errno::ROFS.raw_os_error())),
+            "a read-only bind refuses writes"
+        );
+        std::fs::write(rootfs.join("dev/termination-log"), "bye").expect("write log");
+        assert_eq!(std::fs::read_to_string(&log).expect("log"), "bye");
+    }
+
+    #[test]
+    fn bind_file_never_mounts_outside_the_rootfs() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let rootfs = root.path().join("rootfs");
+        let outside = root.path().join("outside");
+        std::fs::create_dir_all(rootfs.join("etc")).expect("rootfs");
+        std::fs::create_dir(&outside).expect("outside");
+        std::fs::write(outside.join("secret"), "host").expect("secret");
+        symlink("../outside", rootfs.join("up")).expect("relative link");
+        symlink(&outside, rootfs.join("abs")).expect("absolute link");
+        symlink("../../outside/secret", rootfs.join("etc/resolv.conf")).expect("file link");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            rootfs.join("etc/hosts"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .expect("fifo");
+        let source = root.path().join("source");
+        std::fs::write(&source, "mounted").expect("source");
+        let dir = HostDir::open(&rootfs).expect("open");
+        let _unmount = Unmount(vec![
+            outside.join("hosts"),
+            outside.join("secret"),
+            rootfs.join("etc/hosts"),
+        ]);
+
+        for planted in ["up/hosts", "abs/hosts", "etc/resolv.conf", "up/new/hosts"] {
+            let error = dir
+                .bind_file(Path::new(planted), &source, false)
+                .expect_err(planted);
+            assert!(
+                is_escape(&error)
+                    || error.raw_os_error() == Some(rustix::io::Errno::XDEV.raw_os_error()),
+                "{planted}: {error}"
+            );
+        }
+        // A FIFO the image planted is refused without being opened (which would block).
+        let fifo = dir.bind_file(Path::new("etc/hosts"), &source, false);
+        assert_eq!(fifo.map_err(|e| e.kind()), Err(io::ErrorKind::InvalidInput));
+
+        let names: Vec<_> = std::fs::read_dir(&outside)
+            .expect("outside")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["secret"], "nothing was created outside");
+        assert_eq!(
+            std::fs::read_to_string(outside.join("secret")).expect("secret"),
+            "host"
+        );
+        assert!(!is_mount_point(&outside.join("secret")));
+        assert!(!is_mount_point(&rootfs.join("etc/hosts")));
     }
 }

@@ -117,6 +117,8 @@ pub struct ContainerSpec {
     /// `module` is then a path inside it, resolved beneath it, so a link in the image never
     /// leads the runtime to a host file.
     pub rootfs: Option<PathBuf>,
+    /// The rootfs is preopened read-only (the bundle's `root.readonly`).
+    pub read_only_rootfs: bool,
     /// The guest's argv: `command` (or the module's file name when `command` is empty, as an
     /// image's entrypoint would be) followed by `args`, with `$(VAR)` references expanded.
     pub argv: Vec<String>,
@@ -164,6 +166,7 @@ impl ContainerSpec {
             image: module.display().to_string(),
             module,
             rootfs: None,
+            read_only_rootfs: false,
             argv: vec![argv0],
             env: Vec::new(),
             working_dir: None,

@@ -192,8 +192,9 @@ impl Volumes {
 }
 
 /// The working directory `cwd` (an absolute guest path) as an extra preopen named `.`, so
-/// relative paths resolve inside it; `None` when no mount holds it, or when a mount is at `/`
-/// (which already answers relative paths).
+/// relative paths resolve inside it; `None` when neither a mount nor the `rootfs` (the
+/// image's root filesystem, preopened at `/`) holds it, or when a mount is at `/` (which
+/// already answers relative paths).
 ///
 /// wasi-libc (what Rust std guests use) starts every guest at `/` and ignores both
 /// `wasi:cli/environment.initial-cwd` and `PWD`; it resolves a relative path against the
@@ -201,7 +202,11 @@ impl Volumes {
 /// `.`; `getcwd()` still answers `/`. It is resolved beneath the mount's open directory, and
 /// created there when missing (as a container runtime creates a missing working directory)
 /// unless the mount is read-only: a symlink a guest planted never leads it out of the volume.
-pub fn working_dir(preopens: &[Preopen], cwd: &str) -> Result<Option<Preopen>, VolumeError> {
+pub fn working_dir(
+    preopens: &[Preopen],
+    rootfs: Option<&Preopen>,
+    cwd: &str,
+) -> Result<Option<Preopen>, VolumeError> {
     if preopens
         .iter()
         .any(|p| matches!(p.guest.as_str(), "/" | "."))
@@ -213,6 +218,7 @@ pub fn working_dir(preopens: &[Preopen], cwd: &str) -> Result<Option<Preopen>, V
         .iter()
         .filter(|p| guest.starts_with(&p.guest))
         .max_by_key(|p| p.guest.len())
+        .or(rootfs)
     else {
         return Ok(None);
     };

@@ -383,21 +383,37 @@ async fn exec_runs_a_command_of_the_containers_filesystem_inside_it() {
     assert_eq!(exit.code, wasmpod::pod::EXIT_NOT_EXECUTABLE, "{stderr}");
     assert!(stderr.starts_with("script.sh: cannot execute"), "{stderr}");
 
-    // An exec'd process ends with its container.
+    // An exec'd process ends with its container: once it has printed the note (so it runs),
+    // the container is killed while it waits for a file that never comes.
+    let output = wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(1 << 20);
     let long = {
         let sandbox = sandbox.clone();
-        tokio::spawn(async move {
-            exec(
-                &sandbox,
-                "app",
-                &["/data/bin/cat.wasm", "--wait-ms", "600000", "/data/never"],
-                "",
-            )
-            .await
-        })
+        let config = ExecConfig {
+            argv: [
+                "/data/bin/cat.wasm",
+                "--wait-ms",
+                "600000",
+                "/data/note.txt",
+                "/data/never",
+            ]
+            .map(String::from)
+            .to_vec(),
+            stdin: None,
+            io: GuestIo {
+                stdout: Box::new(output.clone()),
+                stderr: Box::new(wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(1 << 10)),
+            },
+            kill: tokio_util::sync::CancellationToken::new(),
+        };
+        tokio::spawn(async move { sandbox.exec("app", config).await })
     };
+    let began = std::time::Instant::now();
+    while output.contents().is_empty() {
+        assert!(began.elapsed() < DEADLINE, "the long exec never printed");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     sandbox.kill_container("app").expect("kill");
-    let (exit, ..) = tokio::time::timeout(DEADLINE, long)
+    let exit = tokio::time::timeout(DEADLINE, long)
         .await
         .expect("the exec ended with its container")
         .expect("join")

@@ -34,8 +34,9 @@ pub const CONTAINER_NAME: &str = "io.kubernetes.cri.container-name";
 /// `io.kubernetes.cri.image-name`: the image the container was created from.
 pub const IMAGE_NAME: &str = "io.kubernetes.cri.image-name";
 
-/// Guest paths never preopened from a bind mount: the kernel's pseudo filesystems, which a
-/// Wasm guest has no use for.
+/// Guest paths never given a directory bind mount: the kernel's pseudo filesystems, which a
+/// Wasm guest has no use for (files are bound there: the termination log is
+/// `/dev/termination-log`).
 const SKIPPED_DESTINATIONS: [&str; 3] = ["/dev", "/proc", "/sys"];
 
 /// The pod sandbox a bundle describes.
@@ -67,8 +68,11 @@ pub struct ContainerRequest {
     pub sandbox_id: Option<String>,
     /// The container: module, argv, env, mounts, limits.
     pub spec: ContainerSpec,
-    /// The bind mounts it brings, as hostPath volumes its mounts refer to.
+    /// The bind mounts of directories it brings, as hostPath volumes its mounts refer to.
     pub volumes: Vec<VolumeSpec>,
+    /// The bind mounts of files (`/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`, the
+    /// termination log, configMap items with `subPath`): mounted onto its rootfs.
+    pub file_binds: Vec<FileBind>,
     /// `process.args[0]`, as given.
     pub module_arg: String,
     /// The spec's hostname, for a container that is a pod of its own.
@@ -88,6 +92,17 @@ impl ContainerRequest {
             cgroups_path: None,
         }
     }
+}
+
+/// A host file bind-mounted into a container's rootfs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileBind {
+    /// The host file (kubelet's `etc-hosts`, a termination log...).
+    pub source: PathBuf,
+    /// Where the guest sees it: a path beneath the rootfs, without the leading `/`.
+    pub destination: PathBuf,
+    /// Mounted read-only (`ro`).
+    pub read_only: bool,
 }
 
 /// What a bundle is.
@@ -216,7 +231,11 @@ fn container(id: &str, bundle: &Path, spec: &Spec) -> Result<ContainerRequest, T
     let cwd = process.cwd().to_string_lossy().into_owned();
     let working_dir = (!cwd.is_empty() && cwd != "/").then_some(cwd);
 
-    let (volumes, mounts) = bind_mounts(id, spec);
+    let BindMounts {
+        volumes,
+        mounts,
+        files: file_binds,
+    } = bind_mounts(id, spec).map_err(invalid)?;
     let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
     let memory_limit = resources
         .and_then(|r| r.memory().as_ref())
@@ -232,6 +251,10 @@ fn container(id: &str, bundle: &Path, spec: &Spec) -> Result<ContainerRequest, T
     // The module is read beneath the rootfs: the image's own links never lead out of it.
     let mut container = ContainerSpec::new(id, relative);
     container.rootfs = Some(rootfs);
+    container.read_only_rootfs = spec
+        .root()
+        .as_ref()
+        .is_some_and(|r| r.readonly() == Some(true));
     container.image = annotation(spec, IMAGE_NAME)
         .unwrap_or(&module_arg)
         .to_owned();
@@ -248,31 +271,68 @@ fn container(id: &str, bundle: &Path, spec: &Spec) -> Result<ContainerRequest, T
         sandbox_id: annotation(spec, SANDBOX_ID).map(str::to_owned),
         spec: container,
         volumes,
+        file_binds,
         module_arg,
         hostname: spec.hostname().clone().filter(|h| !h.is_empty()),
     })
 }
 
-/// The spec's bind mounts of directories, as hostPath volumes (named after the container, so
-/// containers never clash) and mounts of them. File binds (`/etc/hosts`, `/etc/resolv.conf`,
-/// the termination log) and pseudo filesystems are left out: a guest only ever sees
-/// preopened directories.
-fn bind_mounts(id: &str, spec: &Spec) -> (Vec<VolumeSpec>, Vec<MountSpec>) {
-    let mut volumes = Vec::new();
-    let mut mounts = Vec::new();
+/// A spec's bind mounts, sorted out.
+#[derive(Debug, Default)]
+struct BindMounts {
+    volumes: Vec<VolumeSpec>,
+    mounts: Vec<MountSpec>,
+    files: Vec<FileBind>,
+}
+
+/// The spec's bind mounts: of directories, as hostPath volumes (named after the container, so
+/// containers never clash) and mounts of them; of files, as binds onto the rootfs. Pseudo
+/// filesystems (`proc`, `sysfs`, `/dev`'s tmpfs...) are left out, and so are directory binds
+/// beneath `/dev`, `/proc` and `/sys`.
+fn bind_mounts(id: &str, spec: &Spec) -> Result<BindMounts, String> {
+    let mut binds = BindMounts::default();
+    let BindMounts {
+        volumes,
+        mounts,
+        files,
+    } = &mut binds;
     for mount in spec.mounts().iter().flatten() {
         let options = mount.options().clone().unwrap_or_default();
         let is_bind = mount.typ().as_deref() == Some("bind")
             || options.iter().any(|o| o == "bind" || o == "rbind");
         let destination = mount.destination().to_string_lossy().into_owned();
+        let Some(source) = mount.source().clone().filter(|_| is_bind) else {
+            continue;
+        };
+        let read_only = options.iter().any(|o| o == "ro");
+        if source.is_file() {
+            let mut relative = PathBuf::new();
+            for component in Path::new(&destination).components() {
+                match component {
+                    Component::Normal(name) => relative.push(name),
+                    Component::RootDir | Component::CurDir => {}
+                    _ => {
+                        return Err(format!(
+                            "mount destination {destination:?} must not contain `..`"
+                        ));
+                    }
+                }
+            }
+            if relative.as_os_str().is_empty() {
+                return Err(format!("mount destination {destination:?} is no file path"));
+            }
+            files.push(FileBind {
+                source,
+                destination: relative,
+                read_only,
+            });
+            continue;
+        }
         let skipped = SKIPPED_DESTINATIONS
             .iter()
             .any(|d| Path::new(&destination).starts_with(d));
-        let Some(source) = mount.source().clone().filter(|_| is_bind && !skipped) else {
-            continue;
-        };
-        if !source.is_dir() {
-            tracing::debug!(container = id, source = %source.display(), destination, "bind mount of a file left out");
+        if skipped || !source.is_dir() {
+            tracing::debug!(container = id, source = %source.display(), destination, "bind mount left out");
             continue;
         }
         let name = format!("{id}-bind-{}", volumes.len());
@@ -286,11 +346,11 @@ fn bind_mounts(id: &str, spec: &Spec) -> (Vec<VolumeSpec>, Vec<MountSpec>) {
         mounts.push(MountSpec {
             volume: name,
             mount_path: destination,
-            read_only: options.iter().any(|o| o == "ro"),
+            read_only,
             sub_path: None,
         });
     }
-    (volumes, mounts)
+    Ok(binds)
 }
 
 /// Where a pod's cgroup goes: `(parent, name)`, the parent relative to the cgroup2 mount.
@@ -402,6 +462,8 @@ mod tests {
     fn container_from_process_mounts_and_resources() {
         let volume = tempfile::tempdir().expect("tempdir");
         let source = volume.path().to_str().expect("utf-8");
+        let hosts = volume.path().join("etc-hosts");
+        std::fs::write(&hosts, "127.0.0.1 localhost\n").expect("hosts");
         let spec = spec(serde_json::json!({
             "ociVersion": "1.0.2",
             "root": {"path": "rootfs"},
@@ -415,7 +477,8 @@ mod tests {
                 {"destination": "/proc", "type": "proc", "source": "proc"},
                 {"destination": "/data", "type": "bind", "source": source, "options": ["rbind", "rw"]},
                 {"destination": "/config", "source": source, "options": ["rbind", "ro"]},
-                {"destination": "/etc/hosts", "type": "bind", "source": "/etc/hosts", "options": ["rbind"]},
+                {"destination": "/etc/hosts", "type": "bind", "source": hosts, "options": ["rbind"]},
+                {"destination": "/dev/termination-log", "type": "bind", "source": hosts, "options": ["rbind", "ro"]},
                 {"destination": "/dev/shm", "type": "bind", "source": source, "options": ["rbind"]}
             ],
             "annotations": {
@@ -468,6 +531,43 @@ mod tests {
                 path: volume.path().to_owned(),
                 kind: HostPathType::Directory
             }
+        );
+        // Files are bound onto the rootfs, `/dev` included; the `/dev/shm` directory is not.
+        assert_eq!(
+            c.file_binds,
+            [
+                FileBind {
+                    source: hosts.clone(),
+                    destination: "etc/hosts".into(),
+                    read_only: false
+                },
+                FileBind {
+                    source: hosts,
+                    destination: "dev/termination-log".into(),
+                    read_only: true
+                }
+            ]
+        );
+        assert!(!c.spec.read_only_rootfs);
+    }
+
+    #[test]
+    fn a_file_bind_never_climbs_out_of_the_rootfs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("f");
+        std::fs::write(&file, "x").expect("file");
+        let spec = spec(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs", "readonly": true},
+            "process": {"args": ["/app.wasm"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+            "mounts": [
+                {"destination": "/etc/../../../tmp/x", "type": "bind", "source": file, "options": ["rbind"]}
+            ]
+        }));
+        let error = parse("c1", Path::new("/b"), &spec).expect_err("refused");
+        assert!(
+            error.to_string().contains("must not contain `..`"),
+            "{error}"
         );
     }
 

@@ -554,6 +554,12 @@ impl ContainerDef {
         self
     }
 
+    /// Bind-mounts `host` (a directory or a file) read-only at `path`.
+    pub fn mount_ro(mut self, host: &Path, path: &str) -> Self {
+        self.mounts.push((host.to_owned(), path.into(), true));
+        self
+    }
+
     /// Sets the working directory.
     pub fn working_dir(mut self, dir: &str) -> Self {
         self.working_dir = Some(dir.into());

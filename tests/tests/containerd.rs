@@ -712,3 +712,98 @@ fn kubectl_exec_style_toolbox_commands_look_around_the_pod() {
     cri.stop_pod(&pod);
     cri.remove_pod(&pod);
 }
+
+/// The files kubelet bind-mounts into a container (its `/etc/hosts` with `hostAliases`, a
+/// `resolv.conf`, the termination log, a configMap item by `subPath`) appear at their paths
+/// in the image's rootfs, which is the container's `/`; containerd's own `/etc/hostname`
+/// too. The termination message a guest writes reaches the host file kubelet reads; a
+/// read-only item refuses writes; nothing stays mounted once the pod is removed.
+#[test]
+fn kubelet_file_mounts_appear_in_the_rootfs_and_the_termination_log_reaches_the_host() {
+    let containerd = cri_containerd();
+    let sleep = module_image(&containerd, guests::SLEEP_P1, "sleep");
+    let write = module_image(&containerd, guests::WRITE_P1, "write");
+    let host = tempfile::tempdir().expect("tempdir");
+    let file = |name: &str, text: &str| {
+        let path = host.path().join(name);
+        std::fs::write(&path, text).expect("host file");
+        path
+    };
+    let hosts_text = "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n\
+                      169.254.64.2\tfiles\n\n# Entries added by HostAliases.\n\
+                      169.254.64.99\tdb.internal\n";
+    let resolv_text = "search default.svc.cluster.local svc.cluster.local cluster.local\n\
+                       nameserver 169.254.64.1\noptions ndots:5\n";
+    let hosts = file("etc-hosts", hosts_text);
+    let resolv = file("resolv.conf", resolv_text);
+    let termination = file("termination-log", "");
+    let config = file("app.conf", "level = debug\n");
+    let kubelet_files = |def: ContainerDef| {
+        def.mount(&hosts, "/etc/hosts")
+            .mount(&resolv, "/etc/resolv.conf")
+            .mount(&termination, "/dev/termination-log")
+            .mount_ro(&config, "/config/app.conf")
+    };
+
+    let cri = containerd.cri();
+    let pod = cri.run_pod("files", None);
+    let app = cri.run_container(
+        &pod,
+        &kubelet_files(ContainerDef::new("app", &sleep, &["600000"])),
+    );
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    let run = |argv: &[&str]| {
+        let out = cri.exec_sync(&app, argv, 10).expect("exec");
+        assert_eq!(out.exit_code, 0, "{argv:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    assert_eq!(run(&["cat", "/etc/hosts"]), hosts_text);
+    assert_eq!(run(&["cat", "/etc/resolv.conf"]), resolv_text);
+    assert_eq!(run(&["cat", "/config/app.conf"]), "level = debug\n");
+    assert_eq!(run(&["cat", "/etc/hostname"]).trim_end(), "files");
+    let root = run(&["ls", "/"]);
+    let root: Vec<_> = root.split_whitespace().collect();
+    for entry in ["config", "dev", "etc"] {
+        assert!(root.contains(&entry), "ls / lists {entry}: {root:?}");
+    }
+    assert!(
+        root.iter().any(|e| e.ends_with(".wasm")),
+        "ls / lists the image's module: {root:?}"
+    );
+
+    let writer = cri.run_container(
+        &pod,
+        &kubelet_files(ContainerDef::new(
+            "writer",
+            &write,
+            &["/dev/termination-log", "config", "missing"],
+        )),
+    );
+    assert_eq!(cri.wait_exited(&writer).exit_code, 0);
+    assert_eq!(
+        std::fs::read_to_string(&termination).expect("termination log"),
+        "config missing\n"
+    );
+    let tamper = cri.run_container(
+        &pod,
+        &kubelet_files(ContainerDef::new(
+            "tamper",
+            &write,
+            &["/config/app.conf", "level = none"],
+        )),
+    );
+    assert_eq!(
+        cri.wait_exited(&tamper).exit_code,
+        1,
+        "a read-only item refuses writes"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&config).expect("config"),
+        "level = debug\n"
+    );
+
+    cri.stop_pod(&pod);
+    cri.remove_pod(&pod);
+    wait_no_shims(&containerd);
+    assert_eq!(mounts_under(containerd.dir()), Vec::<PathBuf>::new());
+}

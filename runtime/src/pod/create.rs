@@ -151,6 +151,8 @@ impl Sandbox {
 /// The guest at `module`, read beneath `rootfs` when it is an image's root filesystem.
 fn load_image(engine: &Engine, module: &Path, rootfs: Option<PathBuf>) -> Result<Image> {
     let image = match rootfs {
+        // An absolute module is a host file (an image's Wasm layer), not one of the rootfs.
+        Some(_) if module.is_absolute() => engine.load_image(module),
         None => engine.load_image(module),
         Some(rootfs) => {
             let root = HostDir::open(&rootfs).map_err(|source| ImageError::Read {
@@ -163,15 +165,25 @@ fn load_image(engine: &Engine, module: &Path, rootfs: Option<PathBuf>) -> Result
     Ok(image?)
 }
 
-/// A container's preopens: its mounts, its working directory (as `.`) and, read-only, its
-/// control directory at [`CONTROL_DIR`].
+/// A container's preopens: its mounts, its image's root filesystem at `/` (when it has one:
+/// the shim's bundles; a mount wins over it for the paths beneath the mount), its working
+/// directory (as `.`) and, read-only, its control directory at [`CONTROL_DIR`].
 fn preopens(volumes: &Volumes, spec: &ContainerSpec, control_dir: &Path) -> Result<Vec<Preopen>> {
     let mut preopens = volumes.preopens(&spec.mounts)?;
+    let rootfs = match &spec.rootfs {
+        Some(path) => Some(Preopen {
+            dir: HostDir::open(path).map_err(|e| Error::io("open", path, e))?,
+            guest: "/".into(),
+            read_only: spec.read_only_rootfs,
+        }),
+        None => None,
+    };
     if let Some(cwd) = &spec.working_dir
-        && let Some(dir) = crate::volume::working_dir(&preopens, cwd)?
+        && let Some(dir) = crate::volume::working_dir(&preopens, rootfs.as_ref(), cwd)?
     {
         preopens.push(dir);
     }
+    preopens.extend(rootfs);
     let control = HostDir::open(control_dir).map_err(|e| Error::io("open", control_dir, e))?;
     preopens.push(Preopen {
         dir: control,

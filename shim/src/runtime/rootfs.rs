@@ -1,8 +1,12 @@
 //! A container's rootfs: the snapshot mounts containerd hands over in `Create`, mounted at the
-//! bundle's `rootfs` (a shim v2 mounts them itself), unmounted at `Delete`.
+//! bundle's `rootfs` (a shim v2 mounts them itself), then the bundle's file binds onto it
+//! (`/etc/hosts`...); all unmounted at `Delete`.
 
 use std::path::{Path, PathBuf};
 
+use wasmpod::hostdir::HostDir;
+
+use crate::bundle::FileBind;
 use crate::error::TaskError;
 
 /// One mount of a rootfs, as containerd describes it (`overlay` with `lowerdir=...`, `bind`).
@@ -16,13 +20,15 @@ pub struct RootfsMount {
     pub options: Vec<String>,
 }
 
-/// Mounts `mounts` at `target`, in order. Without mounts, `target` is used as it is (a bundle
-/// whose rootfs is a plain directory). On error, what was mounted is unmounted again.
-pub fn mount(mounts: &[RootfsMount], target: &Path) -> Result<(), TaskError> {
-    if mounts.is_empty() {
-        return Ok(());
+/// Mounts `mounts` at `target`, in order, then bind-mounts each of `files` onto the rootfs,
+/// resolved beneath it (an image's links never lead a mount out of it: see
+/// [`HostDir::bind_file`]). Without mounts, `target` is used as it is (a bundle whose rootfs
+/// is a plain directory). On error, what was mounted is unmounted again.
+pub fn mount(mounts: &[RootfsMount], files: &[FileBind], target: &Path) -> Result<(), TaskError> {
+    if !mounts.is_empty() {
+        std::fs::create_dir_all(target)
+            .map_err(|e| TaskError::io("create directory", target, e))?;
     }
-    std::fs::create_dir_all(target).map_err(|e| TaskError::io("create directory", target, e))?;
     for m in mounts {
         let typ = Some(m.typ.as_str()).filter(|t| !t.is_empty());
         let source = Some(m.source.as_str()).filter(|s| !s.is_empty());
@@ -34,8 +40,36 @@ pub fn mount(mounts: &[RootfsMount], target: &Path) -> Result<(), TaskError> {
             });
         }
     }
+    if files.is_empty() {
+        return Ok(());
+    }
+    let bound = HostDir::open(target).and_then(|root| {
+        files.iter().try_for_each(|file| {
+            root.bind_file(&file.destination, &file.source, file.read_only)
+                .map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!(
+                            "bind {} to /{}: {e}",
+                            file.source.display(),
+                            file.destination.display()
+                        ),
+                    )
+                })
+        })
+    });
+    if let Err(e) = bound {
+        let _ = unmount(target);
+        return Err(TaskError::Mount {
+            path: target.to_owned(),
+            message: e.to_string(),
+        });
+    }
     Ok(())
 }
+
+/// `umount2`'s `UMOUNT_NOFOLLOW`.
+const UMOUNT_NOFOLLOW: i32 = 8;
 
 /// Unmounts everything at or below `target`.
 pub fn unmount(target: &Path) -> Result<(), TaskError> {
@@ -46,8 +80,11 @@ pub fn unmount(target: &Path) -> Result<(), TaskError> {
             message: "the path is not UTF-8".into(),
         });
     };
-    containerd_shim::mount::umount_recursive(Some(text), 0).map_err(|e| TaskError::Mount {
-        path: path.clone(),
-        message: e.to_string(),
+    // Deepest first, from mountinfo; a link never leads an unmount elsewhere.
+    containerd_shim::mount::umount_recursive(Some(text), UMOUNT_NOFOLLOW).map_err(|e| {
+        TaskError::Mount {
+            path: path.clone(),
+            message: e.to_string(),
+        }
     })
 }

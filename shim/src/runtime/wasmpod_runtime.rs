@@ -184,10 +184,11 @@ impl PodRuntime for WasmpodRuntime {
         let id = container.id.clone();
         let owned_mounts = mounts.to_vec();
         let dir = rootfs_dir.to_owned();
-        tokio::task::spawn_blocking(move || rootfs::mount(&owned_mounts, &dir))
+        let binds = container.file_binds.clone();
+        tokio::task::spawn_blocking(move || rootfs::mount(&owned_mounts, &binds, &dir))
             .await
             .map_err(|e| TaskError::io("mount", rootfs_dir, std::io::Error::other(e)))??;
-        if !mounts.is_empty() {
+        if !mounts.is_empty() || !container.file_binds.is_empty() {
             self.lock().rootfs.insert(id.clone(), rootfs_dir.to_owned());
         }
         let created = async {
@@ -204,7 +205,6 @@ impl PodRuntime for WasmpodRuntime {
                             .join(&spec.module),
                     }
                 })?;
-                spec.rootfs = None;
             }
             for volume in &container.volumes {
                 sandbox.add_volume(volume)?;

@@ -149,6 +149,7 @@ fn convert_container(
         image,
         module,
         rootfs: None,
+        read_only_rootfs: false,
         argv,
         env,
         working_dir,

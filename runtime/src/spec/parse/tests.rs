@@ -204,6 +204,7 @@ fn kubectl_dry_run_manifest() {
             image: "hello.wasm".to_string(),
             module: PathBuf::from("/pods/hello.wasm"),
             rootfs: None,
+            read_only_rootfs: false,
             argv: strings(&["hello.wasm"]),
             env: Vec::new(),
             working_dir: None,
