@@ -181,6 +181,33 @@ impl HostDir {
         )?)
     }
 
+    /// Reads at most `limit` bytes of the regular file at `relative` beneath this directory
+    /// (a file of an image: it is opened non-blocking, so a FIFO planted there is refused
+    /// instead of hanging the reader). `Ok(None)` when there is no such file.
+    pub fn read_regular(&self, relative: &Path, limit: u64) -> io::Result<Option<Vec<u8>>> {
+        use cap_std::fs::OpenOptionsExt as _;
+        use std::io::Read as _;
+        let opened = self.dir.open_with(
+            relative,
+            cap_std::fs::OpenOptions::new().read(true).custom_flags(
+                (rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY).bits() as i32,
+            ),
+        );
+        let file = match opened {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            opened => opened?.into_std(),
+        };
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file",
+            ));
+        }
+        let mut bytes = Vec::new();
+        file.take(limit).read_to_end(&mut bytes)?;
+        Ok(Some(bytes))
+    }
+
     /// Reads the file at `relative` beneath this directory.
     pub fn read(&self, relative: &Path) -> io::Result<Vec<u8>> {
         self.dir.read(relative)

@@ -36,6 +36,7 @@
 //! wasip1 modules have no sockets at all; networking guests are wasip2 components.
 
 mod bindings;
+pub(crate) mod dns;
 #[doc(hidden)]
 pub mod fuzzing;
 mod host;
@@ -44,6 +45,8 @@ mod lookup;
 mod pipe;
 mod ports;
 mod socket;
+
+pub use dns::NameService;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -250,11 +253,13 @@ impl Network {
         self.inner.ports.close();
     }
 
-    /// A handle for one container's store.
-    pub(crate) fn container(&self) -> ContainerNet {
+    /// A handle for one container's store; its name lookups go to `names` (the container's
+    /// own files), else to the host's resolver.
+    pub(crate) fn container(&self, names: Option<NameService>) -> ContainerNet {
         ContainerNet {
             network: self.clone(),
             open: Arc::default(),
+            names,
         }
     }
 
@@ -278,6 +283,7 @@ impl Network {
 pub(crate) struct ContainerNet {
     network: Network,
     open: Arc<AtomicUsize>,
+    names: Option<NameService>,
 }
 
 impl ContainerNet {
@@ -293,6 +299,10 @@ impl ContainerNet {
 
     fn config(&self) -> &NetworkConfig {
         &self.network.inner.config
+    }
+
+    fn names(&self) -> Option<&NameService> {
+        self.names.as_ref()
     }
 
     fn ports(&self) -> &Arc<PortTable> {
@@ -379,7 +389,7 @@ mod tests {
             max_sockets: 2,
             ..NetworkConfig::default()
         })
-        .container();
+        .container(None);
         let a = net.permit().expect("first");
         let _b = net.permit().expect("second");
         assert!(matches!(net.permit(), Err(ErrorCode::NewSocketLimit)));

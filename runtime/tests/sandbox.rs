@@ -456,3 +456,148 @@ async fn a_hundred_concurrent_execs_leave_their_container_and_its_neighbour_runn
     }
     sandbox.delete().await.expect("delete");
 }
+
+/// A DNS server for one test, on `address` (port 53: `resolv.conf` names no port). It
+/// answers `names` (fully qualified, lower case, with the final dot) with their IPv4
+/// address, NXDOMAIN for every other name, and records every name it was asked.
+async fn dns_server(
+    address: std::net::Ipv4Addr,
+    names: Vec<(&'static str, std::net::Ipv4Addr)>,
+) -> (Arc<Mutex<Vec<String>>>, tokio::task::JoinHandle<()>) {
+    use hickory_resolver::proto::op::{Message, ResponseCode};
+    use hickory_resolver::proto::rr::{RData, Record, RecordType, rdata::A};
+    let socket = tokio::net::UdpSocket::bind((address, 53))
+        .await
+        .expect("bind the test's DNS server");
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let log = asked.clone();
+    let task = tokio::spawn(async move {
+        let mut buf = vec![0; 4096];
+        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+            let Ok(query) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            let mut response = Message::response(query.metadata.id, query.metadata.op_code);
+            response.metadata.recursion_desired = query.metadata.recursion_desired;
+            response.metadata.recursion_available = true;
+            for q in &query.queries {
+                response.add_query(q.clone());
+                let name = q.name().to_ascii().to_ascii_lowercase();
+                log.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(name.clone());
+                match names.iter().find(|(known, _)| *known == name) {
+                    Some((_, ip)) if q.query_type() == RecordType::A => {
+                        response.add_answer(Record::from_rdata(
+                            q.name().clone(),
+                            60,
+                            RData::A(A(*ip)),
+                        ));
+                    }
+                    Some(_) => {}
+                    None => response.metadata.response_code = ResponseCode::NXDomain,
+                }
+            }
+            if let Ok(bytes) = response.to_vec() {
+                let _ = socket.send_to(&bytes, from).await;
+            }
+        }
+    });
+    (asked, task)
+}
+
+/// A container with an image rootfs resolves names as a Linux pod does, from the files in
+/// its rootfs: `/etc/hosts` first, then the `resolv.conf` nameserver with its search
+/// domains and `ndots`, so a Service's short name, `name.namespace` and its full name all
+/// resolve; an unknown name does not. The host's own files are never consulted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_resolve_through_the_containers_hosts_file_and_resolv_conf() {
+    let nameserver = std::net::Ipv4Addr::new(127, 0, 83, 1);
+    let (asked, server) = dns_server(
+        nameserver,
+        vec![(
+            "web.default.svc.cluster.local.",
+            std::net::Ipv4Addr::LOCALHOST,
+        )],
+    )
+    .await;
+    let (dir, sandbox) = empty_sandbox().await;
+    let rootfs = dir.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("etc")).expect("rootfs");
+    std::fs::copy(guests::SLEEP_P1, rootfs.join("sleep.wasm")).expect("module");
+    std::fs::write(
+        rootfs.join("etc/hosts"),
+        "127.0.0.1\tlocalhost\n\n# Entries added by HostAliases.\n127.0.0.1\tdb.internal\n",
+    )
+    .expect("hosts");
+    std::fs::write(
+        rootfs.join("etc/resolv.conf"),
+        format!(
+            "search default.svc.cluster.local svc.cluster.local cluster.local\n\
+             nameserver {nameserver}\noptions ndots:5\n"
+        ),
+    )
+    .expect("resolv.conf");
+
+    sandbox
+        .create_container(container(
+            "web",
+            guests::HTTP_SERVER_P2,
+            &["127.0.0.1:18080", "--body", "hello from web"],
+        ))
+        .await
+        .expect("create web");
+    sandbox.start_container("web").expect("start web");
+    let mut app = ContainerSpec::new("app", "sleep.wasm");
+    app.rootfs = Some(rootfs);
+    app.argv.push("600000".into());
+    sandbox
+        .create_container(ContainerConfig::new(app, 0))
+        .await
+        .expect("create app");
+    sandbox.start_container("app").expect("start app");
+    let began = std::time::Instant::now();
+    while !sandbox
+        .network()
+        .listening()
+        .contains(&"127.0.0.1:18080".parse().expect("address"))
+    {
+        assert!(began.elapsed() < DEADLINE, "web never listened");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    for host in [
+        "web",
+        "web.default",
+        "web.default.svc.cluster.local",
+        "db.internal",
+    ] {
+        let url = format!("http://{host}:18080/");
+        let (exit, stdout, stderr) = exec(&sandbox, "app", &["wget", "-q", "-O-", &url], "")
+            .await
+            .expect("exec");
+        assert!(exit.success(), "{url}: {exit:?} {stderr}");
+        assert_eq!(stdout, "hello from web", "{url}");
+    }
+    let asked = asked.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    assert_eq!(
+        asked.first().map(String::as_str),
+        Some("web.default.svc.cluster.local."),
+        "a short name goes through the search domains first: {asked:?}"
+    );
+    assert!(
+        !asked.iter().any(|n| n == "db.internal."),
+        "the hosts file answers before any nameserver: {asked:?}"
+    );
+    let (exit, _, _) = exec(
+        &sandbox,
+        "app",
+        &["wget", "-q", "-O-", "http://nowhere:18080/"],
+        "",
+    )
+    .await
+    .expect("exec");
+    assert!(!exit.success(), "an unknown name does not resolve");
+    sandbox.delete().await.expect("delete");
+    server.abort();
+}

@@ -33,6 +33,9 @@ pub struct Invocation {
     pub usage: Arc<Usage>,
     /// The pod network the guest's sockets live in; the default is a network of its own.
     pub network: crate::net::Network,
+    /// Where its name lookups go: its own `/etc/hosts` and `/etc/resolv.conf`; `None` asks
+    /// the host's resolver.
+    pub names: Option<crate::net::NameService>,
 }
 
 /// One host directory preopened at a guest path.
@@ -193,7 +196,7 @@ impl Engine {
             .memory_limit
             .unwrap_or(self.inner.default_memory_limit);
         let throttle = invocation.cpu_limit_millis.map(Throttle::new);
-        let net = invocation.network.container();
+        let net = invocation.network.container(invocation.names.clone());
         let wasi = match build_wasi(invocation, stdin, io) {
             Ok(wasi) => wasi,
             Err(e) => return ExitStatus::start_error(one_line(&e)),

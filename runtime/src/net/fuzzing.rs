@@ -131,7 +131,7 @@ impl Container {
         Ok(Container {
             table,
             wasi,
-            net: network.container(),
+            net: network.container(None),
             network: network_handle,
         })
     }

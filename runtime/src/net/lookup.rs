@@ -1,7 +1,9 @@
 //! `wasi:sockets/ip-name-lookup` for a pod: `localhost` is the pod's own loopback, answered
 //! here under every policy (as a container's `/etc/hosts` answers it, without a resolver);
-//! IP literals are themselves; any other name goes to the host's resolver, as wasmtime-wasi
-//! does it, unless the policy keeps the pod to itself (`access-denied`).
+//! IP literals are themselves; any other name goes to the container's name service (its own
+//! `/etc/hosts` and `/etc/resolv.conf`, see [`super::dns`]) when it has an image rootfs, else
+//! to the host's resolver as wasmtime-wasi does it; unless the policy keeps the pod to itself
+//! (`access-denied`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::task::Poll;
@@ -11,7 +13,7 @@ use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddress, Networ
 use wasmtime_wasi::p2::{DynPollable, Pollable, SocketResult, subscribe};
 
 use super::bindings::ip_name_lookup::{Host, HostResolveAddressStream};
-use super::{NetView, NetworkPolicy};
+use super::{NameService, NetView, NetworkPolicy};
 
 /// The addresses of one lookup, handed out one by one.
 pub struct ResolveAddressStream(Lookup);
@@ -50,15 +52,18 @@ fn resolve_locally(name: &str) -> Result<Vec<IpAddr>, ()> {
     literal.parse::<IpAddr>().map(|ip| vec![ip]).map_err(drop)
 }
 
-/// Asks the host's resolver, as wasmtime-wasi does: the name must be a valid (possibly
-/// internationalized) domain name.
-async fn resolve_on_host(name: String) -> Result<Vec<IpAddr>, ErrorCode> {
+/// Resolves `name` with the container's name service, else the host's resolver (as
+/// wasmtime-wasi does): the name must be a valid (possibly internationalized) domain name.
+async fn resolve(name: String, names: Option<NameService>) -> Result<Vec<IpAddr>, ErrorCode> {
     let domain = match url::Host::parse(&name) {
         Ok(url::Host::Domain(domain)) => domain,
         Ok(url::Host::Ipv4(ip)) => return Ok(vec![IpAddr::V4(ip)]),
         Ok(url::Host::Ipv6(ip)) => return Ok(vec![IpAddr::V6(ip)]),
         Err(_) => return Err(ErrorCode::InvalidArgument),
     };
+    if let Some(names) = names {
+        return names.lookup(&domain).await;
+    }
     let addresses = tokio::net::lookup_host((domain.as_str(), 0))
         .await
         .map_err(|_| ErrorCode::NameUnresolvable)?;
@@ -78,7 +83,7 @@ impl Host for NetView<'_> {
             Err(()) if self.net.config().policy == NetworkPolicy::PodOnly => {
                 return Err(ErrorCode::AccessDenied.into());
             }
-            Err(()) => Lookup::Resolving(tokio::spawn(resolve_on_host(name))),
+            Err(()) => Lookup::Resolving(tokio::spawn(resolve(name, self.net.names().cloned()))),
         };
         Ok(self.table.push(ResolveAddressStream(lookup))?)
     }
@@ -154,14 +159,14 @@ mod tests {
         for name in ["bad name", "a..b/c", ""] {
             assert!(
                 matches!(
-                    resolve_on_host(name.into()).await,
+                    resolve(name.into(), None).await,
                     Err(ErrorCode::InvalidArgument)
                 ),
                 "{name:?}"
             );
         }
         assert_eq!(
-            resolve_on_host("[::1]".into()).await.ok(),
+            resolve("[::1]".into(), None).await.ok(),
             Some(vec![IpAddr::V6(Ipv6Addr::LOCALHOST)])
         );
     }

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::{ContainerConfig, PodError};
 use crate::engine::{ExitStatus, Image, Preopen, Usage};
 use crate::logs::ContainerLog;
+use crate::net::NameService;
 
 /// Where a container is in its life: `Created → Running → Exited → Removed`; a created
 /// container may also be removed without running. Each verb asks its guard (`can_*`) whether
@@ -96,6 +97,9 @@ pub(super) struct Container {
     /// What its guests get preopened: its mounts (subPaths resolved), its working directory
     /// and its control directory, held open since `create`.
     pub(super) preopens: Vec<Preopen>,
+    /// Its name service (from its rootfs's `/etc/hosts` and `/etc/resolv.conf`), when it has
+    /// a rootfs.
+    pub(super) names: Option<NameService>,
     /// Its log, once started: the preStop hook writes there too.
     pub(super) log: ContainerLog,
     /// Cancelled to hard-stop the guest.
@@ -112,6 +116,7 @@ impl Container {
         log_path: Option<PathBuf>,
         control_dir: PathBuf,
         preopens: Vec<Preopen>,
+        names: Option<NameService>,
     ) -> Self {
         Container {
             config,
@@ -124,6 +129,7 @@ impl Container {
             usage: Arc::default(),
             control_dir,
             preopens,
+            names,
             log,
             stop: CancellationToken::new(),
             exit: watch::Sender::new(None),

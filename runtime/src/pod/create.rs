@@ -12,6 +12,7 @@ use crate::engine::{Engine, Image, ImageError, Preopen};
 use crate::error::{Error, Result};
 use crate::hostdir::HostDir;
 use crate::logs::{ContainerLog, LogFile};
+use crate::net::NameService;
 use crate::spec::ContainerSpec;
 use crate::volume::Volumes;
 
@@ -94,32 +95,52 @@ impl Sandbox {
         let control_dir = pod_dir.control_dir(&name);
         let prepared = {
             let (name, control_dir) = (name.clone(), control_dir.clone());
-            tokio::task::spawn_blocking(move || -> Result<(Image, ContainerLog)> {
-                let image = match given {
-                    Some(image) => image,
-                    None => load_image(&engine, &module, rootfs)?,
-                };
-                if log_file.is_some() {
-                    let log_dir = pod_dir.log_dir(&name);
-                    std::fs::create_dir_all(&log_dir)
-                        .map_err(|e| setup(&name, Error::io("create directory", &log_dir, e)))?;
-                }
-                fresh_dir(&control_dir)
-                    .map_err(|e| setup(&name, Error::io("create directory", &control_dir, e)))?;
-                let log_path = log_file.as_ref().map(|f| f.path.clone());
-                let log = ContainerLog::create(log_file, observer).map_err(|e| {
-                    setup(
-                        &name,
-                        Error::io("create log", log_path.unwrap_or_default(), e),
-                    )
-                })?;
-                Ok((image, log))
-            })
+            tokio::task::spawn_blocking(
+                move || -> Result<(Image, ContainerLog, Option<NameFiles>)> {
+                    let names = rootfs
+                        .as_deref()
+                        .map(name_files)
+                        .transpose()
+                        .map_err(|e| setup(&name, e))?;
+                    let image = match given {
+                        Some(image) => image,
+                        None => load_image(&engine, &module, rootfs)?,
+                    };
+                    if log_file.is_some() {
+                        let log_dir = pod_dir.log_dir(&name);
+                        std::fs::create_dir_all(&log_dir).map_err(|e| {
+                            setup(&name, Error::io("create directory", &log_dir, e))
+                        })?;
+                    }
+                    fresh_dir(&control_dir).map_err(|e| {
+                        setup(&name, Error::io("create directory", &control_dir, e))
+                    })?;
+                    let log_path = log_file.as_ref().map(|f| f.path.clone());
+                    let log = ContainerLog::create(log_file, observer).map_err(|e| {
+                        setup(
+                            &name,
+                            Error::io("create log", log_path.unwrap_or_default(), e),
+                        )
+                    })?;
+                    Ok((image, log, names))
+                },
+            )
             .await
             .map_err(|e| Error::io("join", &config.spec.module, std::io::Error::other(e)))??
         };
-        let (image, log) = prepared;
+        let (image, log, names) = prepared;
         let log_path = log.path();
+        let names = names
+            .map(|files| {
+                NameService::from_files(files.hosts.as_deref(), files.resolv_conf.as_deref())
+                    .map_err(|e| {
+                        setup(
+                            &name,
+                            Error::io("set up the resolver", "/etc/resolv.conf", e),
+                        )
+                    })
+            })
+            .transpose()?;
 
         let mut state = self.lock();
         self.ensure_alive(&state)?;
@@ -142,10 +163,29 @@ impl Sandbox {
         );
         state.containers.insert(
             name,
-            Container::new(config, image, log, log_path, control_dir, preopens),
+            Container::new(config, image, log, log_path, control_dir, preopens, names),
         );
         Ok(())
     }
+}
+
+/// A rootfs's `/etc/hosts` and `/etc/resolv.conf` (`None` where missing).
+struct NameFiles {
+    hosts: Option<Vec<u8>>,
+    resolv_conf: Option<Vec<u8>>,
+}
+
+/// Reads the name-service files of the image rootfs at `rootfs`, beneath it.
+fn name_files(rootfs: &Path) -> Result<NameFiles> {
+    let root = HostDir::open(rootfs).map_err(|e| Error::io("open", rootfs, e))?;
+    let read = |relative: &str| {
+        root.read_regular(Path::new(relative), crate::net::dns::MAX_FILE)
+            .map_err(|e| Error::io("read", Path::new("/").join(relative), e))
+    };
+    Ok(NameFiles {
+        hosts: read("etc/hosts")?,
+        resolv_conf: read("etc/resolv.conf")?,
+    })
 }
 
 /// The guest at `module`, read beneath `rootfs` when it is an image's root filesystem.

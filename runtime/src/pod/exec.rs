@@ -73,7 +73,9 @@ impl Sandbox {
             let state = self.lock();
             self.ensure_alive(&state)?;
             let container = self.find(&state, name)?;
-            if !container.state.can_exec() {
+            // A container being killed is not running any more, though its guest may not
+            // have ended yet.
+            if !container.state.can_exec() || container.stop.is_cancelled() {
                 return Err(PodError::NotRunning {
                     name: name.to_owned(),
                     state: container.state,

@@ -87,6 +87,7 @@ impl Sandbox {
             cpu_limit_millis: spec.resources.cpu_limit,
             usage: container.usage.clone(),
             network: self.shared.network.clone(),
+            names: container.names.clone(),
         }
     }
 
