@@ -205,6 +205,9 @@ pub struct ContainerConfig {
     /// The container's image, when the caller loaded it already (a pod process loads every
     /// image before anything starts); otherwise `create_container` loads `spec.module`.
     pub image: Option<Image>,
+    /// The name people know the container by, when `spec.name` is an id (under CRI, the
+    /// Kubernetes container name): what the toolbox's `ps` shows.
+    pub display_name: Option<String>,
 }
 
 impl ContainerConfig {
@@ -214,7 +217,14 @@ impl ContainerConfig {
             spec,
             attempt,
             image: None,
+            display_name: None,
         }
+    }
+
+    /// This config shown as `name` (see [`ContainerConfig::display_name`]).
+    pub fn with_display_name(mut self, name: Option<String>) -> Self {
+        self.display_name = name;
+        self
     }
 
     /// This config with its image already loaded.

@@ -66,6 +66,8 @@ pub struct ContainerRequest {
     pub id: String,
     /// The pod sandbox it joins; `None` for a container that is a pod of its own.
     pub sandbox_id: Option<String>,
+    /// Its name in the pod (`io.kubernetes.cri.container-name`), when CRI made it.
+    pub name: Option<String>,
     /// The container: module, argv, env, mounts, limits.
     pub spec: ContainerSpec,
     /// The bind mounts of directories it brings, as hostPath volumes its mounts refer to.
@@ -269,6 +271,7 @@ fn container(id: &str, bundle: &Path, spec: &Spec) -> Result<ContainerRequest, T
     Ok(ContainerRequest {
         id: id.to_owned(),
         sandbox_id: annotation(spec, SANDBOX_ID).map(str::to_owned),
+        name: annotation(spec, CONTAINER_NAME).map(str::to_owned),
         spec: container,
         volumes,
         file_binds,

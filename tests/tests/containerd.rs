@@ -709,6 +709,21 @@ fn kubectl_exec_style_toolbox_commands_look_around_the_pod() {
         .exec_sync(&second, &["vi", "/data/a.txt"], 10)
         .expect("vi");
     assert_eq!(unknown.exit_code, 127);
+    // `ps` names the pod's containers as Kubernetes does, not by their ids.
+    let ps = cri.exec_sync(&second, &["ps"], 10).expect("ps");
+    let ps = text(&ps.stdout);
+    let rows: Vec<Vec<&str>> = ps
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    for (name, state) in [("web", "running"), ("second", "running")] {
+        assert!(
+            rows.iter()
+                .any(|row| row.first() == Some(&name) && row.get(1) == Some(&state)),
+            "{name} {state}: {ps}"
+        );
+    }
     cri.stop_pod(&pod);
     cri.remove_pod(&pod);
 }

@@ -150,8 +150,11 @@ impl Sandbox {
         let containers = (state.containers.iter())
             .map(|(name, c)| {
                 format!(
-                    "{name}\t{}\t{}\t{}\n",
-                    c.state, c.config.attempt, c.config.spec.image
+                    "{}\t{}\t{}\t{}\n",
+                    c.config.display_name.as_deref().unwrap_or(name),
+                    c.state,
+                    c.config.attempt,
+                    c.config.spec.image
                 )
             })
             .collect();

@@ -211,7 +211,9 @@ impl PodRuntime for WasmpodRuntime {
             }
             self.sinks.open(&id, stdio)?;
             sandbox
-                .create_container(ContainerConfig::new(spec, 0))
+                .create_container(
+                    ContainerConfig::new(spec, 0).with_display_name(container.name.clone()),
+                )
                 .await?;
             Ok(())
         }
