@@ -353,7 +353,11 @@ impl fmt::Display for Report {
                 f,
                 "goal (disk-warm p50 <= {}): {} (p50 {} = {:.0}% of the goal)",
                 fmt_duration(GOAL_DISK_P50),
-                if disk.p50 <= GOAL_DISK_P50 { "met" } else { "MISSED" },
+                if disk.p50 <= GOAL_DISK_P50 {
+                    "met"
+                } else {
+                    "MISSED"
+                },
                 fmt_duration(disk.p50),
                 100.0 * ratio(disk.p50, GOAL_DISK_P50),
             )?;
