@@ -179,6 +179,11 @@ impl Drop for EngineInner {
 }
 
 impl Engine {
+    /// The memory cap of a guest whose container sets no limit.
+    pub fn default_memory_limit(&self) -> u64 {
+        self.inner.default_memory_limit
+    }
+
     /// Builds the engine and starts its epoch ticker.
     pub fn new(config: EngineConfig) -> Result<Self> {
         raise_descriptor_limit();

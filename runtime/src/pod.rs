@@ -15,6 +15,7 @@ mod exec;
 mod kill;
 mod start;
 mod stop;
+mod update;
 mod wait;
 
 use std::collections::{BTreeMap, HashMap};

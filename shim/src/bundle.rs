@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, LinuxResources, Spec};
 use wasmpod::spec::{ContainerSpec, HostPathType, MountSpec, VolumeSource, VolumeSpec};
 
 use crate::error::TaskError;
@@ -238,17 +238,8 @@ fn container(id: &str, bundle: &Path, spec: &Spec) -> Result<ContainerRequest, T
         mounts,
         files: file_binds,
     } = bind_mounts(id, spec).map_err(invalid)?;
-    let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
-    let memory_limit = resources
-        .and_then(|r| r.memory().as_ref())
-        .and_then(|m| m.limit())
-        .and_then(|limit| u64::try_from(limit).ok())
-        .filter(|limit| *limit > 0);
-    let cpu_limit = resources.and_then(|r| r.cpu().as_ref()).and_then(|cpu| {
-        let quota = u64::try_from(cpu.quota()?).ok().filter(|q| *q > 0)?;
-        let period = cpu.period().filter(|p| *p > 0).unwrap_or(100_000);
-        Some((quota.saturating_mul(1000) / period).max(1))
-    });
+    let (memory_limit, cpu_limit) =
+        limits(spec.linux().as_ref().and_then(|l| l.resources().as_ref()));
 
     // The module is read beneath the rootfs: the image's own links never lead out of it.
     let mut container = ContainerSpec::new(id, relative);
@@ -278,6 +269,22 @@ fn container(id: &str, bundle: &Path, spec: &Spec) -> Result<ContainerRequest, T
         module_arg,
         hostname: spec.hostname().clone().filter(|h| !h.is_empty()),
     })
+}
+
+/// `(memory limit in bytes, CPU limit in millicores)` of OCI `resources`: `memory.limit`, and
+/// `cpu.quota` over `cpu.period` (CFS); a missing, zero or negative (unlimited) value is none.
+pub fn limits(resources: Option<&LinuxResources>) -> (Option<u64>, Option<u64>) {
+    let memory_limit = resources
+        .and_then(|r| r.memory().as_ref())
+        .and_then(|m| m.limit())
+        .and_then(|limit| u64::try_from(limit).ok())
+        .filter(|limit| *limit > 0);
+    let cpu_limit = resources.and_then(|r| r.cpu().as_ref()).and_then(|cpu| {
+        let quota = u64::try_from(cpu.quota()?).ok().filter(|q| *q > 0)?;
+        let period = cpu.period().filter(|p| *p > 0).unwrap_or(100_000);
+        Some((quota.saturating_mul(1000) / period).max(1))
+    });
+    (memory_limit, cpu_limit)
 }
 
 /// A spec's bind mounts, sorted out.

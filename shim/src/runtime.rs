@@ -86,6 +86,14 @@ pub trait PodRuntime: Send + Sync + 'static {
         kill: tokio_util::sync::CancellationToken,
     ) -> Result<ExitStatus, TaskError>;
 
+    /// Sets a container's memory limit (bytes) and CPU limit (millicores); `None` lifts it.
+    fn update_container(
+        &self,
+        id: &str,
+        memory_limit: Option<u64>,
+        cpu_limit: Option<u64>,
+    ) -> Result<(), TaskError>;
+
     /// A container's usage.
     fn container_usage(&self, id: &str) -> Result<Usage, TaskError>;
 

@@ -20,8 +20,8 @@ use std::time::Duration;
 use containerd_shim::api::{
     ConnectRequest, ConnectResponse, CreateTaskRequest, CreateTaskResponse, DeleteRequest,
     DeleteResponse, ExecProcessRequest, KillRequest, PidsRequest, PidsResponse, StartRequest,
-    StartResponse, StateRequest, StateResponse, StatsRequest, StatsResponse, Status, WaitRequest,
-    WaitResponse,
+    StartResponse, StateRequest, StateResponse, StatsRequest, StatsResponse, Status,
+    UpdateTaskRequest, WaitRequest, WaitResponse,
 };
 use containerd_shim::protos::cgroups_v2::metrics::{CPUStat, MemoryStat, Metrics};
 use containerd_shim::protos::events::task::{
@@ -607,6 +607,28 @@ impl<R: PodRuntime> TaskService<R> {
             }),
             ..StatsResponse::default()
         })
+    }
+
+    /// `Update` (CRI `UpdateContainerResources`, a pod resize): the container's new memory
+    /// and CPU limits, from the `LinuxResources` containerd sends (JSON in an `Any`). The pod
+    /// sandbox's own resources are the pod's cgroup's, which kubelet manages: accepted and
+    /// left alone.
+    #[tracing::instrument(name = "task_update", skip_all, fields(pod = %self.pod(), container = %req.id))]
+    pub fn update(&self, req: UpdateTaskRequest) -> Result<(), TaskError> {
+        if find(&self.lock(), &req.id)?.sandbox {
+            return Ok(());
+        }
+        let resources: oci_spec::runtime::LinuxResources = match req.resources.as_ref() {
+            Some(any) if !any.value.is_empty() => {
+                serde_json::from_slice(&any.value).map_err(|e| TaskError::InvalidSpec {
+                    id: req.id.clone(),
+                    message: format!("update: resources: {e}"),
+                })?
+            }
+            _ => return Ok(()),
+        };
+        let (memory, cpu) = crate::bundle::limits(Some(&resources));
+        self.inner.runtime.update_container(&req.id, memory, cpu)
     }
 
     /// `Connect`.

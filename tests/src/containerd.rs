@@ -730,6 +730,23 @@ impl Cri<'_> {
         }
     }
 
+    /// UpdateContainerResources, as kubelet resizes a container in place: its memory limit
+    /// in bytes.
+    pub fn update_memory_limit(&self, id: &str, bytes: i64) -> Result<(), tonic::Status> {
+        let mut client = self.client.clone();
+        let request = cri::UpdateContainerResourcesRequest {
+            container_id: id.into(),
+            linux: Some(cri::LinuxContainerResources {
+                memory_limit_in_bytes: bytes,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        self.containerd
+            .block_on(client.update_container_resources(request))
+            .map(drop)
+    }
+
     /// StopContainer with a grace period of `timeout` seconds.
     pub fn stop_container(&self, id: &str, timeout: i64) {
         let mut client = self.client.clone();

@@ -822,3 +822,44 @@ fn kubelet_file_mounts_appear_in_the_rootfs_and_the_termination_log_reaches_the_
     wait_no_shims(&containerd);
     assert_eq!(mounts_under(containerd.dir()), Vec::<PathBuf>::new());
 }
+
+/// An in-place resize (CRI `UpdateContainerResources`, what kubelet sends for
+/// `kubectl patch pod --subresource resize`): a running guest that then allocates past its
+/// old memory limit succeeds; its twin, not resized, is OOMKilled at the same allocation.
+#[test]
+fn a_resized_container_allocates_past_its_old_memory_limit() {
+    let containerd = cri_containerd();
+    let membomb = module_image(&containerd, guests::MEMBOMB_P1, "membomb");
+    let trigger = tempfile::tempdir().expect("tempdir");
+
+    let cri = containerd.cri();
+    let pod = cri.run_pod("resize", None);
+    let bomb = |name: &str| {
+        cri.run_container(
+            &pod,
+            &ContainerDef {
+                memory_limit: Some(32 << 20),
+                ..ContainerDef::new(name, &membomb, &["--wait-for", "/trigger/go", "48"])
+                    .mount(trigger.path(), "/trigger")
+            },
+        )
+    };
+    let resized = bomb("resized");
+    let twin = bomb("twin");
+    cri.update_memory_limit(&resized, 128 << 20)
+        .expect("UpdateContainerResources");
+    std::fs::write(trigger.path().join("go"), "").expect("trigger");
+
+    let status = cri.wait_exited(&resized);
+    assert_eq!(status.exit_code, 0, "{status:?}");
+    assert!(logged(&status.log_path, "stdout", "allocated 48 MiB"));
+    let status = cri.wait_exited(&twin);
+    assert_eq!(
+        (status.exit_code, status.reason.as_str()),
+        (137, "OOMKilled"),
+        "{status:?}"
+    );
+    cri.stop_pod(&pod);
+    cri.remove_pod(&pod);
+    wait_no_shims(&containerd);
+}

@@ -12,9 +12,15 @@ pub const CPU_PERIOD: Duration = Duration::from_millis(100);
 /// Bytes each table element is counted as against the memory limit.
 const TABLE_ELEMENT_BYTES: usize = 8;
 
-/// A container's resource usage, shared between its store and whoever reports it.
+/// A container's resource usage and its current limits, shared between its store and the
+/// sandbox (which reports the usage and may change the limits while the guest runs: an
+/// in-place resize).
 #[derive(Debug, Default)]
 pub struct Usage {
+    /// Bytes of memory and tables the guest may hold; 0 until the store sets it.
+    memory_limit: AtomicU64,
+    /// `limits.cpu` in millicores; 0 is unthrottled.
+    cpu_limit_millis: AtomicU64,
     cpu_nanos: AtomicU64,
     memory: AtomicU64,
     memory_peak: AtomicU64,
@@ -24,6 +30,28 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// Bytes of linear memory and tables the guest may hold.
+    pub fn memory_limit(&self) -> u64 {
+        self.memory_limit.load(Ordering::Relaxed)
+    }
+
+    /// Changes the memory limit: later growth is checked against it (memory the guest holds
+    /// is never taken back, as a cgroup's lowered limit does not shrink a process either).
+    pub fn set_memory_limit(&self, bytes: u64) {
+        self.memory_limit.store(bytes, Ordering::Relaxed);
+    }
+
+    /// `limits.cpu` in millicores, `None` when unthrottled.
+    pub fn cpu_limit(&self) -> Option<u64> {
+        Some(self.cpu_limit_millis.load(Ordering::Relaxed)).filter(|m| *m > 0)
+    }
+
+    /// Changes the CPU limit, from the next epoch tick on.
+    pub fn set_cpu_limit(&self, millis: Option<u64>) {
+        self.cpu_limit_millis
+            .store(millis.unwrap_or(0), Ordering::Relaxed);
+    }
+
     /// CPU time the guest consumed.
     pub fn cpu_time(&self) -> Duration {
         Duration::from_nanos(self.cpu_nanos.load(Ordering::Relaxed))
@@ -79,28 +107,27 @@ pub struct OutOfMemory {
 }
 
 /// The store's `ResourceLimiter`: all memories and tables of the container count against one
-/// budget; growing past it traps the guest with [`OutOfMemory`].
+/// budget, [`Usage::memory_limit`] at the time of each growth; growing past it traps the guest
+/// with [`OutOfMemory`].
 #[derive(Debug)]
 pub(crate) struct Limiter {
-    limit: u64,
     usage: Arc<Usage>,
 }
 
 impl Limiter {
+    /// The limiter of a guest whose limit starts at `limit`.
     pub(crate) fn new(limit: u64, usage: Arc<Usage>) -> Self {
-        Limiter { limit, usage }
+        usage.set_memory_limit(limit);
+        Limiter { usage }
     }
 
     fn grow(&mut self, current: usize, desired: usize) -> wasmtime::Result<bool> {
         let held = self.usage.memory();
         let wanted = held.saturating_add((desired.saturating_sub(current)) as u64);
-        if wanted > self.limit {
+        let limit = self.usage.memory_limit();
+        if wanted > limit {
             self.usage.oom.store(true, Ordering::Relaxed);
-            return Err(OutOfMemory {
-                limit: self.limit,
-                wanted,
-            }
-            .into());
+            return Err(OutOfMemory { limit, wanted }.into());
         }
         self.usage.memory.store(wanted, Ordering::Relaxed);
         self.usage.memory_peak.fetch_max(wanted, Ordering::Relaxed);
@@ -155,11 +182,25 @@ pub(crate) struct Throttle {
 impl Throttle {
     pub(crate) fn new(millis: u64) -> Self {
         Throttle {
-            quota: CPU_PERIOD.mul_f64(millis as f64 / 1000.0),
+            quota: quota(millis),
             period_start: Instant::now(),
             cpu_at_period_start: Duration::ZERO,
             debt: Duration::ZERO,
         }
+    }
+
+    /// Given the guest's CPU time so far and its limit now (`None`: unthrottled), how long it
+    /// must wait now (zero: go on). A changed limit takes effect at once.
+    pub(crate) fn pause_at(&mut self, cpu: Duration, millis: Option<u64>) -> Duration {
+        let Some(millis) = millis else {
+            // Unthrottled: keep the period current, so a limit set later starts afresh.
+            self.period_start = Instant::now();
+            self.cpu_at_period_start = cpu;
+            self.debt = Duration::ZERO;
+            return Duration::ZERO;
+        };
+        self.quota = quota(millis);
+        self.pause(cpu)
     }
 
     /// Given the guest's CPU time so far, how long it must wait now (zero: go on).
@@ -185,6 +226,11 @@ impl Throttle {
     }
 }
 
+/// The CPU time per [`CPU_PERIOD`] of `millis` millicores.
+fn quota(millis: u64) -> Duration {
+    CPU_PERIOD.mul_f64(millis as f64 / 1000.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,6 +249,13 @@ mod tests {
         assert!(err.downcast_ref::<OutOfMemory>().is_some());
         assert!(usage.oom_killed());
         assert_eq!(usage.memory_peak(), (512 << 10) + 8 * 1024);
+        // A resize applies to the next growth.
+        usage.set_memory_limit(2 << 20);
+        assert!(
+            limiter
+                .memory_growing(512 << 10, 1 << 20, None)
+                .expect("fits now")
+        );
     }
 
     #[test]

@@ -196,6 +196,7 @@ impl Engine {
             .memory_limit
             .unwrap_or(self.inner.default_memory_limit);
         let throttle = invocation.cpu_limit_millis.map(Throttle::new);
+        usage.set_cpu_limit(invocation.cpu_limit_millis);
         let net = invocation.network.container(invocation.names.clone());
         let wasi = match build_wasi(invocation, stdin, io) {
             Ok(wasi) => wasi,
@@ -240,14 +241,19 @@ impl Engine {
 /// long as the CPU throttle says when the guest used its share of the period.
 fn on_epoch(mut ctx: StoreContextMut<'_, StoreData>) -> wasmtime::Result<UpdateDeadline> {
     let data = ctx.data_mut();
-    if let Some(throttle) = &mut data.throttle {
-        let pause = throttle.pause(data.usage.cpu_time_now());
-        if !pause.is_zero() {
-            return Ok(UpdateDeadline::YieldCustom(
-                1,
-                Box::pin(tokio::time::sleep(pause)),
-            ));
-        }
+    let limit = data.usage.cpu_limit();
+    if limit.is_none() && data.throttle.is_none() {
+        return Ok(UpdateDeadline::Yield(1));
+    }
+    let cpu = data.usage.cpu_time_now();
+    // The limit is read at every tick: a resize takes effect at once.
+    let throttle = data.throttle.get_or_insert_with(|| Throttle::new(0));
+    let pause = throttle.pause_at(cpu, limit);
+    if !pause.is_zero() {
+        return Ok(UpdateDeadline::YieldCustom(
+            1,
+            Box::pin(tokio::time::sleep(pause)),
+        ));
     }
     Ok(UpdateDeadline::Yield(1))
 }

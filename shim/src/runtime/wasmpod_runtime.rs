@@ -245,6 +245,17 @@ impl PodRuntime for WasmpodRuntime {
         Ok(self.sandbox()?.kill_container(id)?)
     }
 
+    fn update_container(
+        &self,
+        id: &str,
+        memory_limit: Option<u64>,
+        cpu_limit: Option<u64>,
+    ) -> Result<(), TaskError> {
+        Ok(self
+            .sandbox()?
+            .update_resources(id, memory_limit, cpu_limit)?)
+    }
+
     fn remove_container(&self, id: &str) -> Result<(), TaskError> {
         self.sandbox()?.remove_container(id)?;
         self.sinks.close(id);

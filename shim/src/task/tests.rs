@@ -107,6 +107,16 @@ impl PodRuntime for Stub {
         Ok(())
     }
 
+    fn update_container(
+        &self,
+        id: &str,
+        memory_limit: Option<u64>,
+        cpu_limit: Option<u64>,
+    ) -> Result<(), TaskError> {
+        self.call(format!("update {id} {memory_limit:?} {cpu_limit:?}"));
+        Ok(())
+    }
+
     fn remove_container(&self, id: &str) -> Result<(), TaskError> {
         self.call(format!("remove {id}"));
         Ok(())
@@ -739,4 +749,49 @@ async fn killing_an_exec_ends_it_and_only_it() {
     let waited = f.wait_exec("c1", "e1").await;
     assert_eq!(waited, EXIT_SIGKILL);
     assert_eq!(f.status("c1"), Status::RUNNING);
+}
+
+#[tokio::test]
+async fn update_sets_a_containers_limits_from_the_linux_resources_containerd_sends() {
+    let f = Fixture::with_pod().await;
+    let update = |id: &str, json: &str| UpdateTaskRequest {
+        id: id.into(),
+        resources: MessageField::some(Any {
+            type_url: "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources".into(),
+            value: json.as_bytes().to_vec(),
+            ..Any::default()
+        }),
+        ..UpdateTaskRequest::default()
+    };
+    f.service
+        .update(update(
+            "c1",
+            r#"{"memory":{"limit":134217728},"cpu":{"quota":50000,"period":100000}}"#,
+        ))
+        .expect("update");
+    f.service
+        .update(update("c1", r#"{"memory":{"limit":-1}}"#))
+        .expect("unlimited");
+    // The pod's own resources are its cgroup's, kubelet's business.
+    f.service
+        .update(update("sb", r#"{"memory":{"limit":1}}"#))
+        .expect("sandbox");
+    let calls = f.stub().calls();
+    assert!(
+        calls.contains(&"update c1 Some(134217728) Some(500)".to_owned()),
+        "{calls:?}"
+    );
+    assert!(
+        calls.contains(&"update c1 None None".to_owned()),
+        "{calls:?}"
+    );
+    assert!(
+        !calls.iter().any(|c| c.starts_with("update sb")),
+        "{calls:?}"
+    );
+    let bad = f
+        .service
+        .update(update("c1", "{not json"))
+        .expect_err("bad");
+    assert_eq!(code(bad), Code::INVALID_ARGUMENT);
 }

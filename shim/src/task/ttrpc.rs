@@ -81,8 +81,9 @@ impl<R: PodRuntime> Task for TaskService<R> {
         Ok(Empty::default())
     }
 
-    async fn update(&self, _: &TtrpcContext, _: UpdateTaskRequest) -> TtrpcResult<Empty> {
-        unimplemented("updating resources of a running container")
+    async fn update(&self, _: &TtrpcContext, req: UpdateTaskRequest) -> TtrpcResult<Empty> {
+        TaskService::update(self, req)?;
+        Ok(Empty::default())
     }
 
     async fn wait(&self, _: &TtrpcContext, req: WaitRequest) -> TtrpcResult<WaitResponse> {
