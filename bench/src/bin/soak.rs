@@ -1,6 +1,7 @@
 //! Soak of `containerd-shim-wasmpod-v1` under a private containerd, driven through CRI as
 //! kubelet drives it: pod after pod is created, runs a worker that writes to a volume and a
-//! long-running guest, has its logs read, is stopped gracefully and removed; every few minutes
+//! long-running guest, has its logs read and two commands exec'd into the running guest (`cat`
+//! of what the writer wrote, `ls` of the volume), is stopped gracefully and removed; every few minutes
 //! one pod's shim is SIGKILLed mid-pod instead, and the pod is cleaned up after it. At the end
 //! the node must be as it was after the warm-up: the daemon's RSS, descriptors and threads, and
 //! the node's cgroups, network namespaces, mounts, shims and pod directories.
@@ -9,7 +10,6 @@
 //! `cargo build --release -p containerd-shim-wasmpod-v1 -p wasmpod-cli &&
 //! WASMPOD_TEST_BIN_DIR=target/release cargo run --release -p wasmpod-bench --bin bench-soak
 //! [-- SECONDS [KILL_EVERY_SECONDS]]` (default one hour, a kill every 3 minutes).
-//! Exec is not in the churn: the shim does not serve it yet.
 
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
@@ -69,6 +69,22 @@ fn main() {
                 .iter()
                 .any(|(_, line)| line == "working")
         });
+        // Exec into the running worker, as `kubectl exec` and exec probes do.
+        let cat = cri
+            .exec_sync(&worker, &["cat", "/data/written"], 10)
+            .unwrap_or_else(|e| panic!("round {round}: exec cat: {e}"));
+        assert_eq!(
+            (
+                cat.exit_code,
+                String::from_utf8_lossy(&cat.stdout).trim_end()
+            ),
+            (0, format!("round {round}").as_str()),
+            "round {round}: exec cat"
+        );
+        let ls = cri
+            .exec_sync(&worker, &["ls", "/data"], 10)
+            .unwrap_or_else(|e| panic!("round {round}: exec ls: {e}"));
+        assert_eq!(ls.exit_code, 0, "round {round}: exec ls");
         if kill_shim {
             for pid in containerd.shim_pids() {
                 kill("KILL", pid);
