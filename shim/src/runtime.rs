@@ -4,6 +4,7 @@
 
 mod rootfs;
 mod stdio;
+mod tty;
 mod wasmpod_runtime;
 
 use std::path::PathBuf;

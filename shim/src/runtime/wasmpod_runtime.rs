@@ -17,6 +17,7 @@ use wasmtime_wasi::cli::{AsyncStdinStream, OutputFile, StdinStream, StdoutStream
 
 use super::rootfs::{self, RootfsMount};
 use super::stdio::Sinks;
+use super::tty::{TerminalInput, TerminalOutput};
 use super::{PodRuntime, Stdio, Usage};
 use crate::bundle::{ContainerRequest, SandboxRequest};
 use crate::error::TaskError;
@@ -271,10 +272,15 @@ impl PodRuntime for WasmpodRuntime {
         kill: CancellationToken,
     ) -> Result<ExitStatus, TaskError> {
         let sandbox = self.sandbox()?;
+        let (stdin, io) = if stdio.terminal {
+            terminal(stdio, &kill).await?
+        } else {
+            (exec_stdin(stdio).await?, exec_output(stdio)?)
+        };
         let config = ExecConfig {
             argv,
-            stdin: exec_stdin(stdio).await?,
-            io: exec_output(stdio)?,
+            stdin,
+            io,
             kill,
         };
         Ok(sandbox.exec(id, config).await?)
@@ -353,10 +359,52 @@ async fn exec_stdin(stdio: &Stdio) -> Result<Option<Box<dyn StdinStream + Sync>>
     Ok(Some(Box::new(AsyncStdinStream::new(fifo))))
 }
 
+/// An exec'd process's terminal (`kubectl exec -t`, see [`super::tty`]): its stdin through
+/// the line discipline, its stdout and stderr both to the stdout FIFO; `^C` cancels `kill`.
+async fn terminal(
+    stdio: &Stdio,
+    kill: &CancellationToken,
+) -> Result<(Option<Box<dyn StdinStream + Sync>>, GuestIo), TaskError> {
+    let output = match stdio
+        .stdout
+        .as_deref()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        Some(path) => std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| TaskError::io("open stdio", path, e))?,
+        None => std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .map_err(|e| TaskError::io("open", "/dev/null", e))?,
+    };
+    let output = TerminalOutput::new(output);
+    let stdin: Option<Box<dyn StdinStream + Sync>> = match stdio.stdin.as_deref() {
+        Some(path) => {
+            let fifo = tokio::fs::File::open(path)
+                .await
+                .map_err(|e| TaskError::io("open stdin", path, e))?;
+            Some(Box::new(AsyncStdinStream::new(TerminalInput::new(
+                fifo,
+                output.clone(),
+                kill.clone(),
+            ))))
+        }
+        None => None,
+    };
+    let io = GuestIo {
+        stdout: Box::new(output.clone()),
+        stderr: Box::new(output),
+    };
+    Ok((stdin, io))
+}
+
 /// An exec'd process's stdout and stderr: their FIFOs, opened read-write (which never blocks;
 /// containerd holds the reading ends) and written synchronously, as containers' output is: a
 /// process that writes faster than containerd reads is slowed down, and nothing written is
-/// lost when it ends. With a terminal, stderr goes to stdout, as on a tty.
+/// lost when it ends.
 fn exec_output(stdio: &Stdio) -> Result<GuestIo, TaskError> {
     let open = |path: Option<&Path>| -> Result<Box<dyn StdoutStream + Sync>, TaskError> {
         let Some(path) = path.filter(|p| !p.as_os_str().is_empty()) else {
@@ -369,11 +417,8 @@ fn exec_output(stdio: &Stdio) -> Result<GuestIo, TaskError> {
             .map_err(|e| TaskError::io("open stdio", path, e))?;
         Ok(Box::new(OutputFile::new(fifo)))
     };
-    let stdout = open(stdio.stdout.as_deref())?;
-    let stderr = if stdio.terminal {
-        open(stdio.stdout.as_deref())?
-    } else {
-        open(stdio.stderr.as_deref())?
-    };
-    Ok(GuestIo { stdout, stderr })
+    Ok(GuestIo {
+        stdout: open(stdio.stdout.as_deref())?,
+        stderr: open(stdio.stderr.as_deref())?,
+    })
 }
