@@ -863,3 +863,165 @@ fn a_resized_container_allocates_past_its_old_memory_limit() {
     cri.remove_pod(&pod);
     wait_no_shims(&containerd);
 }
+
+/// A DNS server for one test, inside the network namespace at `netns` (a pod's), on
+/// `address` port 53. It answers `names` (fully qualified, lower case, with the final dot)
+/// with their IPv4 address and NXDOMAIN for every other name, and records the names asked,
+/// until `stop` is set.
+fn dns_server_in(
+    netns: PathBuf,
+    address: std::net::Ipv4Addr,
+    names: Vec<(&'static str, std::net::Ipv4Addr)>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    std::thread::JoinHandle<()>,
+) {
+    use hickory_proto::op::{Message, ResponseCode};
+    use hickory_proto::rr::{RData, Record, RecordType, rdata::A};
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = asked.clone();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        // This thread alone enters the pod's namespace; the socket lives there.
+        let ns = std::fs::File::open(&netns).expect("open the pod's netns");
+        rustix::thread::move_into_link_name_space(
+            std::os::fd::AsFd::as_fd(&ns),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )
+        .expect("setns");
+        let socket = std::net::UdpSocket::bind((address, 53)).expect("bind the DNS server");
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_millis(50)))
+            .expect("timeout");
+        ready_tx.send(()).expect("ready");
+        let mut buf = vec![0; 4096];
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                continue;
+            };
+            let Ok(query) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            let mut response = Message::response(query.metadata.id, query.metadata.op_code);
+            response.metadata.recursion_desired = query.metadata.recursion_desired;
+            response.metadata.recursion_available = true;
+            for q in &query.queries {
+                response.add_query(q.clone());
+                let name = q.name().to_ascii().to_ascii_lowercase();
+                log.lock().expect("log").push(name.clone());
+                match names.iter().find(|(known, _)| *known == name) {
+                    Some((_, ip)) if q.query_type() == RecordType::A => {
+                        response.add_answer(Record::from_rdata(
+                            q.name().clone(),
+                            60,
+                            RData::A(A(*ip)),
+                        ));
+                    }
+                    Some(_) => {}
+                    None => response.metadata.response_code = ResponseCode::NXDomain,
+                }
+            }
+            if let Ok(bytes) = response.to_vec() {
+                let _ = socket.send_to(&bytes, from);
+            }
+        }
+    });
+    ready_rx
+        .recv_timeout(DEADLINE)
+        .expect("the DNS server started");
+    (asked, thread)
+}
+
+/// Names resolve as the pod's `resolv.conf` says, through CRI: a DNS server the test runs on a
+/// link-local address inside the pod's network namespace (as a cluster DNS would answer)
+/// resolves a Service's short name through the search domains, so `wget http://web:8080/`
+/// from one container reaches the server container of the pod; an unknown name does not
+/// resolve.
+#[test]
+fn names_resolve_through_the_pods_resolv_conf_and_a_link_local_dns_server() {
+    let containerd = cri_containerd();
+    let server = module_image(&containerd, guests::HTTP_SERVER_P2, "http-server");
+    let sleep = module_image(&containerd, guests::SLEEP_P1, "sleep");
+    let host = tempfile::tempdir().expect("tempdir");
+    let nameserver = std::net::Ipv4Addr::new(169, 254, 77, 53);
+    let resolv = host.path().join("resolv.conf");
+    std::fs::write(
+        &resolv,
+        format!(
+            "search default.svc.cluster.local svc.cluster.local cluster.local\n\
+             nameserver {nameserver}\noptions ndots:5\n"
+        ),
+    )
+    .expect("resolv.conf");
+
+    let cri = containerd.cri();
+    let pod = cri.run_pod("dns", None);
+    let web = cri.run_container(
+        &pod,
+        &ContainerDef::new(
+            "web",
+            &server,
+            &["127.0.0.1:8080", "--body", "found by name"],
+        ),
+    );
+    let log = cri.status(&web).log_path;
+    wait_until("the server listens", || {
+        log_lines(&log)
+            .iter()
+            .any(|(_, l)| l.starts_with("listening on"))
+    });
+    // The pod's namespace (the shim's): give its loopback the server's link-local address.
+    let shim = *containerd.shim_pids().first().expect("the pod's shim");
+    let netns = PathBuf::from(format!("/proc/{shim}/ns/net"));
+    for args in [
+        vec!["ip", "link", "set", "lo", "up"],
+        vec!["ip", "addr", "add", "169.254.77.53/32", "dev", "lo"],
+    ] {
+        let status = std::process::Command::new("nsenter")
+            .arg(format!("--net={}", netns.display()))
+            .args(&args)
+            .status()
+            .expect("nsenter");
+        assert!(status.success(), "{args:?}");
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (asked, dns) = dns_server_in(
+        netns,
+        nameserver,
+        vec![(
+            "web.default.svc.cluster.local.",
+            std::net::Ipv4Addr::LOCALHOST,
+        )],
+        stop.clone(),
+    );
+    let client = cri.run_container(
+        &pod,
+        &ContainerDef::new("client", &sleep, &["600000"]).mount_ro(&resolv, "/etc/resolv.conf"),
+    );
+    let wget = cri
+        .exec_sync(&client, &["wget", "-q", "-O-", "http://web:8080/"], 10)
+        .expect("wget");
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    assert_eq!(
+        (wget.exit_code, text(&wget.stdout).as_str()),
+        (0, "found by name"),
+        "{}",
+        text(&wget.stderr)
+    );
+    let unknown = cri
+        .exec_sync(&client, &["wget", "-q", "-O-", "http://nowhere:8080/"], 10)
+        .expect("wget");
+    assert_ne!(unknown.exit_code, 0, "an unknown name does not resolve");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    dns.join().expect("the DNS server");
+    let asked = asked.lock().expect("asked").clone();
+    assert_eq!(
+        asked.first().map(String::as_str),
+        Some("web.default.svc.cluster.local."),
+        "the short name went through the search domains: {asked:?}"
+    );
+    cri.stop_pod(&pod);
+    cri.remove_pod(&pod);
+    wait_no_shims(&containerd);
+}
