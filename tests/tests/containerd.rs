@@ -933,11 +933,12 @@ fn dns_server_in(
     (asked, thread)
 }
 
-/// Names resolve as the pod's `resolv.conf` says, through CRI: a DNS server the test runs on a
-/// link-local address inside the pod's network namespace (as a cluster DNS would answer)
-/// resolves a Service's short name through the search domains, so `wget http://web:8080/`
-/// from one container reaches the server container of the pod; an unknown name does not
-/// resolve.
+/// Names resolve as a Linux pod's do, from the container's own files (mounted as kubelet
+/// mounts them), through CRI: its `/etc/hosts` for the name as given, then a DNS server the
+/// test runs on a link-local address inside the pod's network namespace (as a cluster DNS
+/// would answer) with the search domains and `ndots` of its `resolv.conf`. So a Service's
+/// short name, `name.namespace` and its full name all reach the pod's server container; a
+/// `hostAliases` name never goes to the DNS server; an unknown name does not resolve.
 #[test]
 fn names_resolve_through_the_pods_resolv_conf_and_a_link_local_dns_server() {
     let containerd = cri_containerd();
@@ -945,6 +946,12 @@ fn names_resolve_through_the_pods_resolv_conf_and_a_link_local_dns_server() {
     let sleep = module_image(&containerd, guests::SLEEP_P1, "sleep");
     let host = tempfile::tempdir().expect("tempdir");
     let nameserver = std::net::Ipv4Addr::new(169, 254, 77, 53);
+    let hosts = host.path().join("etc-hosts");
+    std::fs::write(
+        &hosts,
+        "127.0.0.1\tlocalhost\n\n# Entries added by HostAliases.\n127.0.0.1\tdb.internal\n",
+    )
+    .expect("hosts");
     let resolv = host.path().join("resolv.conf");
     std::fs::write(
         &resolv,
@@ -997,18 +1004,28 @@ fn names_resolve_through_the_pods_resolv_conf_and_a_link_local_dns_server() {
     );
     let client = cri.run_container(
         &pod,
-        &ContainerDef::new("client", &sleep, &["600000"]).mount_ro(&resolv, "/etc/resolv.conf"),
+        &ContainerDef::new("client", &sleep, &["600000"])
+            .mount(&hosts, "/etc/hosts")
+            .mount_ro(&resolv, "/etc/resolv.conf"),
     );
-    let wget = cri
-        .exec_sync(&client, &["wget", "-q", "-O-", "http://web:8080/"], 10)
-        .expect("wget");
     let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
-    assert_eq!(
-        (wget.exit_code, text(&wget.stdout).as_str()),
-        (0, "found by name"),
-        "{}",
-        text(&wget.stderr)
-    );
+    for name in [
+        "web",
+        "web.default",
+        "web.default.svc.cluster.local",
+        "db.internal",
+    ] {
+        let url = format!("http://{name}:8080/");
+        let wget = cri
+            .exec_sync(&client, &["wget", "-q", "-O-", &url], 10)
+            .expect("wget");
+        assert_eq!(
+            (wget.exit_code, text(&wget.stdout).as_str()),
+            (0, "found by name"),
+            "{url}: {}",
+            text(&wget.stderr)
+        );
+    }
     let unknown = cri
         .exec_sync(&client, &["wget", "-q", "-O-", "http://nowhere:8080/"], 10)
         .expect("wget");
@@ -1020,6 +1037,10 @@ fn names_resolve_through_the_pods_resolv_conf_and_a_link_local_dns_server() {
         asked.first().map(String::as_str),
         Some("web.default.svc.cluster.local."),
         "the short name went through the search domains: {asked:?}"
+    );
+    assert!(
+        !asked.iter().any(|n| n == "db.internal."),
+        "the hosts file answers before any nameserver: {asked:?}"
     );
     cri.stop_pod(&pod);
     cri.remove_pod(&pod);

@@ -180,27 +180,20 @@ pub(crate) struct Throttle {
 }
 
 impl Throttle {
-    pub(crate) fn new(millis: u64) -> Self {
+    /// A throttle to `millis` millicores from now on, for a guest that has used `cpu` so far
+    /// (what it used before is not charged: a limit set by a resize starts afresh).
+    pub(crate) fn new(millis: u64, cpu: Duration) -> Self {
         Throttle {
             quota: quota(millis),
             period_start: Instant::now(),
-            cpu_at_period_start: Duration::ZERO,
+            cpu_at_period_start: cpu,
             debt: Duration::ZERO,
         }
     }
 
-    /// Given the guest's CPU time so far and its limit now (`None`: unthrottled), how long it
-    /// must wait now (zero: go on). A changed limit takes effect at once.
-    pub(crate) fn pause_at(&mut self, cpu: Duration, millis: Option<u64>) -> Duration {
-        let Some(millis) = millis else {
-            // Unthrottled: keep the period current, so a limit set later starts afresh.
-            self.period_start = Instant::now();
-            self.cpu_at_period_start = cpu;
-            self.debt = Duration::ZERO;
-            return Duration::ZERO;
-        };
+    /// Changes the limit; the current period's use and the debt stay.
+    pub(crate) fn set_limit(&mut self, millis: u64) {
         self.quota = quota(millis);
-        self.pause(cpu)
     }
 
     /// Given the guest's CPU time so far, how long it must wait now (zero: go on).
@@ -260,7 +253,7 @@ mod tests {
 
     #[test]
     fn throttle_parks_a_guest_that_used_its_quota() {
-        let mut throttle = Throttle::new(250);
+        let mut throttle = Throttle::new(250, Duration::ZERO);
         assert_eq!(throttle.pause(Duration::from_millis(10)), Duration::ZERO);
         let wait = throttle.pause(Duration::from_millis(30));
         assert!(wait > Duration::ZERO && wait <= CPU_PERIOD, "{wait:?}");
@@ -268,7 +261,7 @@ mod tests {
 
     #[test]
     fn overshoot_is_carried_into_the_next_period() {
-        let mut throttle = Throttle::new(250);
+        let mut throttle = Throttle::new(250, Duration::ZERO);
         // The previous period ended with 35 ms used against a 25 ms quota.
         throttle.period_start = Instant::now() - CPU_PERIOD;
         assert_eq!(throttle.pause(Duration::from_millis(35)), Duration::ZERO);
@@ -279,5 +272,18 @@ mod tests {
             Duration::ZERO
         );
         assert!(throttle.pause(Duration::from_millis(35 + 15)) > Duration::ZERO);
+    }
+
+    #[test]
+    fn a_limit_set_mid_run_does_not_charge_the_cpu_used_before() {
+        // Ten seconds of CPU unthrottled, then a resize to a quarter of a CPU.
+        let before = Duration::from_secs(10);
+        let mut throttle = Throttle::new(250, before);
+        assert_eq!(
+            throttle.pause(before + Duration::from_millis(10)),
+            Duration::ZERO
+        );
+        assert!(throttle.pause(before + Duration::from_millis(30)) > Duration::ZERO);
+        assert!(throttle.pause(before + Duration::from_millis(30)) <= CPU_PERIOD);
     }
 }

@@ -195,7 +195,6 @@ impl Engine {
         let memory_limit = invocation
             .memory_limit
             .unwrap_or(self.inner.default_memory_limit);
-        let throttle = invocation.cpu_limit_millis.map(Throttle::new);
         usage.set_cpu_limit(invocation.cpu_limit_millis);
         let net = invocation.network.container(invocation.names.clone());
         let wasi = match build_wasi(invocation, stdin, io) {
@@ -206,7 +205,7 @@ impl Engine {
             wasi,
             limiter: Limiter::new(memory_limit, usage.clone()),
             usage: usage.clone(),
-            throttle,
+            throttle: None,
             net,
         };
         let mut store = Store::new(self.wasmtime(), data);
@@ -241,14 +240,17 @@ impl Engine {
 /// long as the CPU throttle says when the guest used its share of the period.
 fn on_epoch(mut ctx: StoreContextMut<'_, StoreData>) -> wasmtime::Result<UpdateDeadline> {
     let data = ctx.data_mut();
-    let limit = data.usage.cpu_limit();
-    if limit.is_none() && data.throttle.is_none() {
-        return Ok(UpdateDeadline::Yield(1));
-    }
-    let cpu = data.usage.cpu_time_now();
     // The limit is read at every tick: a resize takes effect at once.
-    let throttle = data.throttle.get_or_insert_with(|| Throttle::new(0));
-    let pause = throttle.pause_at(cpu, limit);
+    let Some(millis) = data.usage.cpu_limit() else {
+        data.throttle = None;
+        return Ok(UpdateDeadline::Yield(1));
+    };
+    let cpu = data.usage.cpu_time_now();
+    let throttle = data
+        .throttle
+        .get_or_insert_with(|| Throttle::new(millis, cpu));
+    throttle.set_limit(millis);
+    let pause = throttle.pause(cpu);
     if !pause.is_zero() {
         return Ok(UpdateDeadline::YieldCustom(
             1,

@@ -18,7 +18,8 @@ pub struct StoreData {
     pub(crate) limiter: Limiter,
     /// Shared with whoever reports the container's usage.
     pub(crate) usage: Arc<Usage>,
-    /// Set when the container has a CPU limit.
+    /// While the container has a CPU limit (made at the first epoch tick under one, dropped
+    /// when a resize lifts it).
     pub(crate) throttle: Option<Throttle>,
     /// The container's handle to its pod's network.
     pub(crate) net: crate::net::ContainerNet,

@@ -1,7 +1,7 @@
 //! `create`: the sandbox itself, and a container in it.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use super::container::Container;
@@ -80,8 +80,9 @@ impl Sandbox {
                 .into());
             }
         }
-        // Every blocking step (loading the image when the caller has not, the log and
-        // control directories, the log file) runs in one hop off the async threads.
+        // Every blocking step (opening the image's rootfs and reading its name-service files,
+        // loading the image when the caller has not, the log and control directories, the log
+        // file) runs in one hop off the async threads.
         let name = config.spec.name.clone();
         let engine = self.shared.engine.clone();
         let pod_dir = self.dir();
@@ -95,52 +96,56 @@ impl Sandbox {
         let control_dir = pod_dir.control_dir(&name);
         let prepared = {
             let (name, control_dir) = (name.clone(), control_dir.clone());
-            tokio::task::spawn_blocking(
-                move || -> Result<(Image, ContainerLog, Option<NameFiles>)> {
-                    let names = rootfs
-                        .as_deref()
-                        .map(name_files)
-                        .transpose()
-                        .map_err(|e| setup(&name, e))?;
-                    let image = match given {
-                        Some(image) => image,
-                        None => load_image(&engine, &module, rootfs)?,
-                    };
-                    if log_file.is_some() {
-                        let log_dir = pod_dir.log_dir(&name);
-                        std::fs::create_dir_all(&log_dir).map_err(|e| {
-                            setup(&name, Error::io("create directory", &log_dir, e))
-                        })?;
-                    }
-                    fresh_dir(&control_dir).map_err(|e| {
-                        setup(&name, Error::io("create directory", &control_dir, e))
-                    })?;
-                    let log_path = log_file.as_ref().map(|f| f.path.clone());
-                    let log = ContainerLog::create(log_file, observer).map_err(|e| {
-                        setup(
-                            &name,
-                            Error::io("create log", log_path.unwrap_or_default(), e),
-                        )
-                    })?;
-                    Ok((image, log, names))
-                },
-            )
+            tokio::task::spawn_blocking(move || -> Result<(Image, ContainerLog, Option<Rootfs>)> {
+                let root = match rootfs {
+                    Some(path) => Some(
+                        HostDir::open(&path).map_err(|source| ImageError::Read { path, source })?,
+                    ),
+                    None => None,
+                };
+                let image = match given {
+                    Some(image) => image,
+                    None => load_image(&engine, &module, root.as_ref())?,
+                };
+                let root = root
+                    .map(Rootfs::read)
+                    .transpose()
+                    .map_err(|e| setup(&name, e))?;
+                if log_file.is_some() {
+                    let log_dir = pod_dir.log_dir(&name);
+                    std::fs::create_dir_all(&log_dir)
+                        .map_err(|e| setup(&name, Error::io("create directory", &log_dir, e)))?;
+                }
+                fresh_dir(&control_dir)
+                    .map_err(|e| setup(&name, Error::io("create directory", &control_dir, e)))?;
+                let log_path = log_file.as_ref().map(|f| f.path.clone());
+                let log = ContainerLog::create(log_file, observer).map_err(|e| {
+                    setup(
+                        &name,
+                        Error::io("create log", log_path.unwrap_or_default(), e),
+                    )
+                })?;
+                Ok((image, log, root))
+            })
             .await
             .map_err(|e| Error::io("join", &config.spec.module, std::io::Error::other(e)))??
         };
-        let (image, log, names) = prepared;
+        let (image, log, root) = prepared;
         let log_path = log.path();
-        let names = names
-            .map(|files| {
-                NameService::from_files(files.hosts.as_deref(), files.resolv_conf.as_deref())
-                    .map_err(|e| {
-                        setup(
-                            &name,
-                            Error::io("set up the resolver", "/etc/resolv.conf", e),
-                        )
-                    })
-            })
-            .transpose()?;
+        let (rootfs, names) = match root {
+            Some(root) => {
+                let names =
+                    NameService::from_files(root.hosts.as_deref(), root.resolv_conf.as_deref())
+                        .map_err(|e| {
+                            setup(
+                                &name,
+                                Error::io("set up the resolver", "/etc/resolv.conf", e),
+                            )
+                        })?;
+                (Some(root.dir), Some(names))
+            }
+            None => (None, None),
+        };
 
         let mut state = self.lock();
         self.ensure_alive(&state)?;
@@ -153,8 +158,8 @@ impl Sandbox {
         }
         // Mounts and the working directory are resolved now, once: a bad one fails `create`,
         // and what a guest planted in a volume later cannot redirect them.
-        let preopens =
-            preopens(&state.volumes, &config.spec, &control_dir).map_err(|e| setup(&name, e))?;
+        let preopens = preopens(&state.volumes, &config.spec, rootfs, &control_dir)
+            .map_err(|e| setup(&name, e))?;
         tracing::debug!(
             pod = self.shared.config.name,
             container = name,
@@ -169,38 +174,36 @@ impl Sandbox {
     }
 }
 
-/// A rootfs's `/etc/hosts` and `/etc/resolv.conf` (`None` where missing).
-struct NameFiles {
+/// An image's rootfs, opened, with its `/etc/hosts` and `/etc/resolv.conf` (`None` where
+/// missing).
+struct Rootfs {
+    dir: HostDir,
     hosts: Option<Vec<u8>>,
     resolv_conf: Option<Vec<u8>>,
 }
 
-/// Reads the name-service files of the image rootfs at `rootfs`, beneath it.
-fn name_files(rootfs: &Path) -> Result<NameFiles> {
-    let root = HostDir::open(rootfs).map_err(|e| Error::io("open", rootfs, e))?;
-    let read = |relative: &str| {
-        root.read_regular(Path::new(relative), crate::net::dns::MAX_FILE)
-            .map_err(|e| Error::io("read", Path::new("/").join(relative), e))
-    };
-    Ok(NameFiles {
-        hosts: read("etc/hosts")?,
-        resolv_conf: read("etc/resolv.conf")?,
-    })
+impl Rootfs {
+    /// Reads the name-service files of the rootfs `dir`, beneath it.
+    fn read(dir: HostDir) -> Result<Rootfs> {
+        let read = |relative: &str| {
+            dir.read_regular(Path::new(relative), crate::net::dns::MAX_FILE)
+                .map_err(|e| Error::io("read", Path::new("/").join(relative), e))
+        };
+        let (hosts, resolv_conf) = (read("etc/hosts")?, read("etc/resolv.conf")?);
+        Ok(Rootfs {
+            dir,
+            hosts,
+            resolv_conf,
+        })
+    }
 }
 
 /// The guest at `module`, read beneath `rootfs` when it is an image's root filesystem.
-fn load_image(engine: &Engine, module: &Path, rootfs: Option<PathBuf>) -> Result<Image> {
+fn load_image(engine: &Engine, module: &Path, rootfs: Option<&HostDir>) -> Result<Image> {
     let image = match rootfs {
         // An absolute module is a host file (an image's Wasm layer), not one of the rootfs.
-        Some(_) if module.is_absolute() => engine.load_image(module),
-        None => engine.load_image(module),
-        Some(rootfs) => {
-            let root = HostDir::open(&rootfs).map_err(|source| ImageError::Read {
-                path: rootfs,
-                source,
-            })?;
-            engine.load_image_in(&root, module)
-        }
+        Some(root) if !module.is_absolute() => engine.load_image_in(root, module),
+        _ => engine.load_image(module),
     };
     Ok(image?)
 }
@@ -208,16 +211,18 @@ fn load_image(engine: &Engine, module: &Path, rootfs: Option<PathBuf>) -> Result
 /// A container's preopens: its mounts, its image's root filesystem at `/` (when it has one:
 /// the shim's bundles; a mount wins over it for the paths beneath the mount), its working
 /// directory (as `.`) and, read-only, its control directory at [`CONTROL_DIR`].
-fn preopens(volumes: &Volumes, spec: &ContainerSpec, control_dir: &Path) -> Result<Vec<Preopen>> {
+fn preopens(
+    volumes: &Volumes,
+    spec: &ContainerSpec,
+    rootfs: Option<HostDir>,
+    control_dir: &Path,
+) -> Result<Vec<Preopen>> {
     let mut preopens = volumes.preopens(&spec.mounts)?;
-    let rootfs = match &spec.rootfs {
-        Some(path) => Some(Preopen {
-            dir: HostDir::open(path).map_err(|e| Error::io("open", path, e))?,
-            guest: "/".into(),
-            read_only: spec.read_only_rootfs,
-        }),
-        None => None,
-    };
+    let rootfs = rootfs.map(|dir| Preopen {
+        dir,
+        guest: "/".into(),
+        read_only: spec.read_only_rootfs,
+    });
     if let Some(cwd) = &spec.working_dir
         && let Some(dir) = crate::volume::working_dir(&preopens, rootfs.as_ref(), cwd)?
     {

@@ -69,7 +69,7 @@ impl Sandbox {
     /// error means the exec could not be made (no such container, not running).
     #[tracing::instrument(skip_all, fields(pod = %self.shared.config.name, container = name, command = config.argv.first().map(String::as_str).unwrap_or("")))]
     pub async fn exec(&self, name: &str, config: ExecConfig) -> Result<ExitStatus> {
-        let (invocation, path, rootfs, stop, control_dir) = {
+        let (invocation, path, stop, control_dir) = {
             let state = self.lock();
             self.ensure_alive(&state)?;
             let container = self.find(&state, name)?;
@@ -95,7 +95,6 @@ impl Sandbox {
             (
                 invocation,
                 path,
-                spec.rootfs.clone(),
                 container.stop.child_token(),
                 container.control_dir.clone(),
             )
@@ -109,7 +108,7 @@ impl Sandbox {
             if let Err(error) = write_pod_info(&control_dir, &pod_info) {
                 tracing::debug!(%error, "cannot write the pod's state for the toolbox");
             }
-            resolve(&engine, &argv0, &cwd, &path, &preopens, rootfs.as_deref())
+            resolve(&engine, &argv0, &cwd, &path, &preopens)
         })
         .await
         .map_err(|e| Error::io("join", "exec", std::io::Error::other(e)))?;
@@ -219,14 +218,7 @@ async fn say(stream: &(dyn StdoutStream + Sync), line: &str) {
 }
 
 /// Finds what `argv0` names (see the module docs). Blocking.
-fn resolve(
-    engine: &Engine,
-    argv0: &str,
-    cwd: &str,
-    path: &str,
-    preopens: &[Preopen],
-    rootfs: Option<&Path>,
-) -> Command {
+fn resolve(engine: &Engine, argv0: &str, cwd: &str, path: &str, preopens: &[Preopen]) -> Command {
     if argv0.is_empty() {
         return Command::NotFound;
     }
@@ -236,10 +228,10 @@ fn resolve(
         } else {
             Path::new(cwd).join(argv0)
         };
-        return load(engine, &guest, preopens, rootfs).unwrap_or(Command::NotFound);
+        return load(engine, &guest, preopens).unwrap_or(Command::NotFound);
     }
     for dir in path.split(':').filter(|d| d.starts_with('/')) {
-        if let Some(found) = load(engine, &Path::new(dir).join(argv0), preopens, rootfs) {
+        if let Some(found) = load(engine, &Path::new(dir).join(argv0), preopens) {
             return found;
         }
     }
@@ -257,15 +249,10 @@ fn toolbox(engine: &Engine, argv0: &str) -> Command {
     }
 }
 
-/// The command at guest path `guest`, if a file is there: read beneath the preopen (or the
-/// root filesystem) that holds it.
-fn load(
-    engine: &Engine,
-    guest: &Path,
-    preopens: &[Preopen],
-    rootfs: Option<&Path>,
-) -> Option<Command> {
-    let (dir, relative) = locate(guest, preopens, rootfs)?;
+/// The command at guest path `guest`, if a file is there: read beneath the preopen that holds
+/// it (the image's rootfs is the one at `/`).
+fn load(engine: &Engine, guest: &Path, preopens: &[Preopen]) -> Option<Command> {
+    let (dir, relative) = locate(guest, preopens)?;
     if !dir.is_file(&relative) {
         return None;
     }
@@ -279,18 +266,14 @@ fn load(
 }
 
 /// The open directory holding guest path `guest` and the path beneath it: the preopen with the
-/// longest guest path that contains it, else the root filesystem.
-fn locate(guest: &Path, preopens: &[Preopen], rootfs: Option<&Path>) -> Option<(HostDir, PathBuf)> {
-    let best = preopens
+/// longest guest path that contains it.
+fn locate(guest: &Path, preopens: &[Preopen]) -> Option<(HostDir, PathBuf)> {
+    preopens
         .iter()
         .filter_map(|p| {
             let relative = guest.strip_prefix(&p.guest).ok()?;
             Some((p.guest.len(), &p.dir, relative.to_owned()))
         })
-        .max_by_key(|(len, ..)| *len);
-    if let Some((_, dir, relative)) = best {
-        return Some((dir.clone(), relative));
-    }
-    let root = HostDir::open(rootfs?).ok()?;
-    Some((root, guest.strip_prefix("/").ok()?.to_owned()))
+        .max_by_key(|(len, ..)| *len)
+        .map(|(_, dir, relative)| (dir.clone(), relative))
 }

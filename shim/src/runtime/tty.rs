@@ -102,22 +102,26 @@ pub fn onlcr(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// The terminal's output: the exec's stdout FIFO, written synchronously as containers' output
-/// is, with `\n` sent as `\r\n`. Stdout and stderr of the process both go here.
+/// is, with `\n` sent as `\r\n`. Stdout and stderr of the process both go here. Without a
+/// FIFO (the client takes no output) it is discarded.
 #[derive(Debug, Clone)]
 pub struct TerminalOutput {
-    fifo: Arc<std::fs::File>,
+    fifo: Option<Arc<std::fs::File>>,
 }
 
 impl TerminalOutput {
     /// The terminal writing to `fifo`.
-    pub fn new(fifo: std::fs::File) -> Self {
+    pub fn new(fifo: Option<std::fs::File>) -> Self {
         TerminalOutput {
-            fifo: Arc::new(fifo),
+            fifo: fifo.map(Arc::new),
         }
     }
 
     fn write_raw(&self, bytes: &[u8]) -> io::Result<()> {
-        (&*self.fifo).write_all(bytes)
+        match &self.fifo {
+            Some(fifo) => (&**fifo).write_all(bytes),
+            None => Ok(()),
+        }
     }
 }
 
@@ -279,7 +283,7 @@ mod tests {
         use tokio::io::AsyncReadExt as _;
         let dir = tempfile::tempdir().expect("tempdir");
         let echo_path = dir.path().join("echo");
-        let echo = TerminalOutput::new(std::fs::File::create(&echo_path).expect("echo file"));
+        let echo = TerminalOutput::new(Some(std::fs::File::create(&echo_path).expect("echo file")));
         let interrupt = CancellationToken::new();
         let keys: &[u8] = b"hello\rworld\r\x04after";
         let mut input = TerminalInput::new(keys, echo, interrupt.clone());

@@ -272,11 +272,7 @@ impl PodRuntime for WasmpodRuntime {
         kill: CancellationToken,
     ) -> Result<ExitStatus, TaskError> {
         let sandbox = self.sandbox()?;
-        let (stdin, io) = if stdio.terminal {
-            terminal(stdio, &kill).await?
-        } else {
-            (exec_stdin(stdio).await?, exec_output(stdio)?)
-        };
+        let (stdin, io) = exec_stdio(stdio, &kill).await?;
         let config = ExecConfig {
             argv,
             stdin,
@@ -347,78 +343,63 @@ impl PodRuntime for WasmpodRuntime {
     }
 }
 
-/// An exec'd process's stdin: its FIFO, opened for reading once containerd opened the writing
-/// end (so the process sees the end of its input when containerd closes it, on `CloseIO`).
-async fn exec_stdin(stdio: &Stdio) -> Result<Option<Box<dyn StdinStream + Sync>>, TaskError> {
-    let Some(path) = stdio.stdin.as_deref() else {
-        return Ok(None);
-    };
-    let fifo = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| TaskError::io("open stdin", path, e))?;
-    Ok(Some(Box::new(AsyncStdinStream::new(fifo))))
-}
-
-/// An exec'd process's terminal (`kubectl exec -t`, see [`super::tty`]): its stdin through
-/// the line discipline, its stdout and stderr both to the stdout FIFO; `^C` cancels `kill`.
-async fn terminal(
+/// An exec'd process's stdin and output. Its stdin FIFO is opened for reading once containerd
+/// opened the writing end (so the process sees the end of its input when containerd closes
+/// it, on `CloseIO`). Its stdout and stderr FIFOs are opened read-write (which never blocks;
+/// containerd holds the reading ends) and written synchronously, as containers' output is: a
+/// process that writes faster than containerd reads is slowed down, and nothing written is
+/// lost when it ends. With a terminal (`kubectl exec -t`, see [`super::tty`]) its stdin goes
+/// through the line discipline, `^C` cancelling `kill`, and its stdout and stderr both go to
+/// the stdout FIFO.
+async fn exec_stdio(
     stdio: &Stdio,
     kill: &CancellationToken,
 ) -> Result<(Option<Box<dyn StdinStream + Sync>>, GuestIo), TaskError> {
-    let output = match stdio
-        .stdout
-        .as_deref()
-        .filter(|p| !p.as_os_str().is_empty())
-    {
-        Some(path) => std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| TaskError::io("open stdio", path, e))?,
-        None => std::fs::OpenOptions::new()
-            .write(true)
-            .open("/dev/null")
-            .map_err(|e| TaskError::io("open", "/dev/null", e))?,
-    };
-    let output = TerminalOutput::new(output);
-    let stdin: Option<Box<dyn StdinStream + Sync>> = match stdio.stdin.as_deref() {
-        Some(path) => {
-            let fifo = tokio::fs::File::open(path)
+    let stdin = match stdio.stdin.as_deref() {
+        Some(path) => Some(
+            tokio::fs::File::open(path)
                 .await
-                .map_err(|e| TaskError::io("open stdin", path, e))?;
-            Some(Box::new(AsyncStdinStream::new(TerminalInput::new(
-                fifo,
-                output.clone(),
-                kill.clone(),
-            ))))
-        }
+                .map_err(|e| TaskError::io("open stdin", path, e))?,
+        ),
         None => None,
     };
-    let io = GuestIo {
-        stdout: Box::new(output.clone()),
-        stderr: Box::new(output),
-    };
-    Ok((stdin, io))
-}
-
-/// An exec'd process's stdout and stderr: their FIFOs, opened read-write (which never blocks;
-/// containerd holds the reading ends) and written synchronously, as containers' output is: a
-/// process that writes faster than containerd reads is slowed down, and nothing written is
-/// lost when it ends.
-fn exec_output(stdio: &Stdio) -> Result<GuestIo, TaskError> {
-    let open = |path: Option<&Path>| -> Result<Box<dyn StdoutStream + Sync>, TaskError> {
+    let output = |path: Option<&Path>| -> Result<Option<std::fs::File>, TaskError> {
         let Some(path) = path.filter(|p| !p.as_os_str().is_empty()) else {
-            return Ok(Box::new(tokio::io::empty()));
+            return Ok(None);
         };
         let fifo = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .open(path)
             .map_err(|e| TaskError::io("open stdio", path, e))?;
-        Ok(Box::new(OutputFile::new(fifo)))
+        Ok(Some(fifo))
     };
-    Ok(GuestIo {
-        stdout: open(stdio.stdout.as_deref())?,
-        stderr: open(stdio.stderr.as_deref())?,
-    })
+    if stdio.terminal {
+        let terminal = TerminalOutput::new(output(stdio.stdout.as_deref())?);
+        let stdin = stdin.map(|keys| -> Box<dyn StdinStream + Sync> {
+            Box::new(AsyncStdinStream::new(TerminalInput::new(
+                keys,
+                terminal.clone(),
+                kill.clone(),
+            )))
+        });
+        let io = GuestIo {
+            stdout: Box::new(terminal.clone()),
+            stderr: Box::new(terminal),
+        };
+        return Ok((stdin, io));
+    }
+    let stream = |fifo: Option<std::fs::File>| -> Box<dyn StdoutStream + Sync> {
+        match fifo {
+            Some(fifo) => Box::new(OutputFile::new(fifo)),
+            None => Box::new(tokio::io::empty()),
+        }
+    };
+    let stdin =
+        stdin.map(|fifo| -> Box<dyn StdinStream + Sync> { Box::new(AsyncStdinStream::new(fifo)) });
+    let io = GuestIo {
+        stdout: stream(output(stdio.stdout.as_deref())?),
+        stderr: stream(output(stdio.stderr.as_deref())?),
+    };
+    Ok((stdin, io))
 }
