@@ -22,14 +22,15 @@ use crate::error::TaskError;
 /// The stdio containerd gives a task: FIFO paths (empty when not attached).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stdio {
-    /// The stdin FIFO: read by exec'd processes (a container's own guest gets an empty
-    /// stdin).
+    /// The stdin FIFO: an exec'd process's stdin, or a container's (`stdin: true`); without
+    /// it, stdin reads as empty.
     pub stdin: Option<PathBuf>,
     /// The stdout FIFO: the guest's stdout is copied there.
     pub stdout: Option<PathBuf>,
     /// The stderr FIFO: the guest's stderr is copied there.
     pub stderr: Option<PathBuf>,
-    /// A terminal was asked for; the guest's output goes to `stdout` all the same.
+    /// A terminal was asked for: stdout and stderr both go to `stdout`, stdin through a line
+    /// discipline.
     pub terminal: bool,
 }
 

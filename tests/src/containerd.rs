@@ -314,7 +314,18 @@ disabled_plugins = {disabled}
             .arg(&self.socket)
             .args(["--namespace", namespace])
             .args(args);
-        run_with_deadline(command)
+        run_with_deadline(command, None)
+    }
+
+    /// [`Containerd::ctr`] with `input` on its stdin (then closed).
+    pub fn ctr_with_input(&self, namespace: &str, args: &[&str], input: &[u8]) -> Ran {
+        let mut command = Command::new("ctr");
+        command
+            .arg("--address")
+            .arg(&self.socket)
+            .args(["--namespace", namespace])
+            .args(args);
+        run_with_deadline(command, Some(input.to_vec()))
     }
 
     /// Writes `image` as an archive and imports it into `namespace`; returns its name.
@@ -483,14 +494,24 @@ pub fn alive(pid: u32) -> bool {
     })
 }
 
-fn run_with_deadline(mut command: Command) -> Ran {
-    let child = command
-        .stdin(Stdio::null())
+fn run_with_deadline(mut command: Command, input: Option<Vec<u8>>) -> Ran {
+    let mut child = command
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
     let pid = child.id();
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        // A thread of its own: the child may read its input only as it goes.
+        std::thread::spawn(move || {
+            let _ = std::io::Write::write_all(&mut stdin, &input);
+        });
+    }
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());

@@ -111,6 +111,26 @@ fn ctr_run_runs_a_module_from_an_imported_image_and_returns_its_exit_code() {
     );
     assert_eq!(ran.code, 7, "{ran:?}\n{}", containerd.log());
 
+    // stdin: the container's guest reads what the client sends, to its end.
+    let cat = containerd.import_module("default", guests::CAT_P2, "cat");
+    let input: String = (0..2000).map(|i| format!("line {i}\n")).collect();
+    let ran = containerd.ctr_with_input(
+        "default",
+        &[
+            "run",
+            "--rm",
+            "--runtime",
+            RUNTIME,
+            &cat,
+            "cat-1",
+            "/cat.wasm",
+            "-",
+        ],
+        input.as_bytes(),
+    );
+    assert_eq!(ran.code, 0, "{ran:?}\n{}", containerd.log());
+    assert_eq!(ran.stdout, input, "stdin came back changed");
+
     // Not a module: bad input, nothing written.
     let script = containerd.dir().join("script.wasm");
     std::fs::write(&script, "#!/bin/sh\n").expect("write");

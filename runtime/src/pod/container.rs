@@ -6,6 +6,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use wasmtime_wasi::cli::StdinStream;
 
 use super::{ContainerConfig, PodError};
 use crate::engine::{ExitStatus, Image, Preopen, Usage};
@@ -82,6 +83,15 @@ pub struct ContainerStatus {
     pub usage: Arc<Usage>,
 }
 
+/// A guest's stdin stream.
+pub(super) struct Stdin(pub(super) Box<dyn StdinStream + Sync>);
+
+impl std::fmt::Debug for Stdin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stdin")
+    }
+}
+
 #[derive(Debug)]
 pub(super) struct Container {
     pub(super) config: ContainerConfig,
@@ -102,6 +112,8 @@ pub(super) struct Container {
     pub(super) names: Option<NameService>,
     /// Its log, once started: the preStop hook writes there too.
     pub(super) log: ContainerLog,
+    /// Its guest's stdin, when attached before the start ([`super::Sandbox::attach_stdin`]).
+    pub(super) stdin: Option<Stdin>,
     /// Cancelled to hard-stop the guest.
     pub(super) stop: CancellationToken,
     /// `Some` once the guest ended; waiters watch it.
@@ -131,6 +143,7 @@ impl Container {
             preopens,
             names,
             log,
+            stdin: None,
             stop: CancellationToken::new(),
             exit: watch::Sender::new(None),
         }

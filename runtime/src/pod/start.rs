@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
-use super::container::Container;
+use wasmtime_wasi::cli::StdinStream;
+
+use super::container::{Container, Stdin};
 
 use super::{CONTROL_DIR, ContainerState, Sandbox, TERMINATION_FILE, TERMINATION_FILE_ENV};
 use crate::engine::{GuestIo, Invocation};
@@ -33,6 +35,7 @@ impl Sandbox {
             stderr: Box::new(log.stream(LogStream::Stderr)),
         };
         let image = container.image.clone();
+        let stdin = container.stdin.take().map(|stdin| stdin.0);
         let stop = container.stop.clone();
         let engine = self.shared.engine.clone();
         let sandbox = self.clone();
@@ -43,7 +46,9 @@ impl Sandbox {
             "container started"
         );
         tokio::spawn(async move {
-            let exit = engine.run(&image, invocation, io, stop.clone()).await;
+            let exit = engine
+                .run_with_stdin(&image, invocation, stdin, io, stop.clone())
+                .await;
             // Processes exec'd into the container end with it.
             stop.cancel();
             log.finish();
@@ -61,6 +66,19 @@ impl Sandbox {
                 container.exit.send_replace(Some(exit));
             }
         });
+        Ok(())
+    }
+
+    /// Gives created container `name`'s guest `stdin` (CRI's `stdin: true`, `kubectl run -i`,
+    /// `kubectl attach -i`); without it, the guest's stdin reads as empty.
+    pub fn attach_stdin(&self, name: &str, stdin: Box<dyn StdinStream + Sync>) -> Result<()> {
+        let mut state = self.lock();
+        let container = state
+            .containers
+            .get_mut(name)
+            .ok_or_else(|| self.not_found(name))?;
+        container.check(ContainerState::Running, ContainerState::can_start)?;
+        container.stdin = Some(Stdin(stdin));
         Ok(())
     }
 

@@ -22,6 +22,8 @@ use crate::error::TaskError;
 struct Fifos {
     stdout: Option<File>,
     stderr: Option<File>,
+    /// A terminal: both streams go to `stdout`, `\n` as `\r\n` (as a pty sends them).
+    terminal: bool,
 }
 
 /// Every container's open FIFOs, by container id.
@@ -43,6 +45,7 @@ impl Sinks {
         let fifos = Fifos {
             stdout: open(&stdio.stdout)?,
             stderr: open(&stdio.stderr)?,
+            terminal: stdio.terminal,
         };
         self.lock()
             .insert(id.to_owned(), Arc::new(Mutex::new(fifos)));
@@ -64,16 +67,20 @@ impl Sinks {
                 return;
             };
             let mut fifos = fifos.lock().unwrap_or_else(PoisonError::into_inner);
+            let terminal = fifos.terminal;
             let fifo = match stream {
-                LogStream::Stdout => &mut fifos.stdout,
-                LogStream::Stderr => &mut fifos.stderr,
+                LogStream::Stderr if !terminal => &mut fifos.stderr,
+                _ => &mut fifos.stdout,
             };
             let Some(file) = fifo else {
                 return;
             };
-            let mut line = Vec::with_capacity(content.len() + 1);
+            let mut line = Vec::with_capacity(content.len() + 2);
             line.extend_from_slice(content.as_bytes());
             if !partial {
+                if terminal {
+                    line.push(b'\r');
+                }
                 line.push(b'\n');
             }
             if let Err(error) = file.write_all(&line) {
@@ -88,6 +95,17 @@ impl Sinks {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// A stdin FIFO (a container's with `stdin: true`, `kubectl run -i`, `kubectl attach -i`; an
+/// exec's), opened for reading without waiting for containerd's writing end: reads wait for
+/// it on the reactor (a FIFO no writer has opened yet polls neither readable nor hung up), and
+/// a writer that never comes holds no thread. The end of containerd's input (`stdinOnce` after
+/// the client detached, `CloseIO`) is the end of the guest's.
+pub fn open_stdin(path: &Path) -> Result<tokio::net::unix::pipe::Receiver, TaskError> {
+    tokio::net::unix::pipe::OpenOptions::new()
+        .open_receiver(path)
+        .map_err(|e| TaskError::io("open stdin", path, e))
 }
 
 fn open_fifo(path: &Path) -> Result<File, TaskError> {
@@ -125,6 +143,54 @@ mod tests {
         observer("c1", LogStream::Stdout, "after close", false);
         assert_eq!(std::fs::read_to_string(&out).expect("read"), "hello\n");
         assert_eq!(std::fs::read_to_string(&err).expect("read"), "oops\n");
+    }
+
+    #[test]
+    fn a_terminal_takes_both_streams_with_crlf() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("out");
+        std::fs::write(&out, "").expect("create");
+        let sinks = Arc::new(Sinks::default());
+        let stdio = Stdio {
+            stdout: Some(out.clone()),
+            terminal: true,
+            ..Stdio::default()
+        };
+        sinks.open("c1", &stdio).expect("open");
+        let observer = sinks.observer();
+        observer("c1", LogStream::Stdout, "out", false);
+        observer("c1", LogStream::Stderr, "err", false);
+        observer("c1", LogStream::Stdout, "> ", true);
+        sinks.close("c1");
+        assert_eq!(
+            std::fs::read_to_string(&out).expect("read"),
+            "out\r\nerr\r\n> "
+        );
+    }
+
+    #[tokio::test]
+    async fn stdin_waits_for_its_writer_and_ends_with_it() {
+        use tokio::io::AsyncReadExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("stdin");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+        let mut stdin = open_stdin(&path).expect("open before any writer");
+        let reader = tokio::spawn(async move {
+            let mut all = String::new();
+            stdin.read_to_string(&mut all).await.map(|_| all)
+        });
+        // The writer comes after the read began: the guest waits for it, not for EOF.
+        let writer = tokio::task::spawn_blocking(move || {
+            let mut fifo = std::fs::OpenOptions::new().write(true).open(&path)?;
+            fifo.write_all(b"typed\nmore")
+        });
+        writer.await.expect("join").expect("write");
+        let read = reader.await.expect("join").expect("read");
+        assert_eq!(read, "typed\nmore");
     }
 
     #[test]

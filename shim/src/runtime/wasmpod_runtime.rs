@@ -16,7 +16,7 @@ use wasmpod::{ContainerConfig, Engine, ExitStatus, Sandbox, SandboxConfig};
 use wasmtime_wasi::cli::{AsyncStdinStream, OutputFile, StdinStream, StdoutStream};
 
 use super::rootfs::{self, RootfsMount};
-use super::stdio::Sinks;
+use super::stdio::{Sinks, open_stdin};
 use super::tty::{TerminalInput, TerminalOutput};
 use super::{PodRuntime, Stdio, Usage};
 use crate::bundle::{ContainerRequest, SandboxRequest};
@@ -216,6 +216,9 @@ impl PodRuntime for WasmpodRuntime {
                     ContainerConfig::new(spec, 0).with_display_name(container.name.clone()),
                 )
                 .await?;
+            if let Some(stdin) = container_stdin(&sandbox, &id, stdio)? {
+                sandbox.attach_stdin(&id, stdin)?;
+            }
             Ok(())
         }
         .await;
@@ -272,7 +275,7 @@ impl PodRuntime for WasmpodRuntime {
         kill: CancellationToken,
     ) -> Result<ExitStatus, TaskError> {
         let sandbox = self.sandbox()?;
-        let (stdin, io) = exec_stdio(stdio, &kill).await?;
+        let (stdin, io) = exec_stdio(stdio, &kill)?;
         let config = ExecConfig {
             argv,
             stdin,
@@ -343,24 +346,70 @@ impl PodRuntime for WasmpodRuntime {
     }
 }
 
-/// An exec'd process's stdin and output. Its stdin FIFO is opened for reading once containerd
-/// opened the writing end (so the process sees the end of its input when containerd closes
-/// it, on `CloseIO`). Its stdout and stderr FIFOs are opened read-write (which never blocks;
+/// A container's stdin, when containerd gives it one (`stdin: true`). With a terminal
+/// (`kubectl run -it`, `kubectl attach -it`) it goes through the line discipline, echoed to
+/// the stdout FIFO, and `^C` is the termination request (SIGINT).
+fn container_stdin(
+    sandbox: &Sandbox,
+    id: &str,
+    stdio: &Stdio,
+) -> Result<Option<Box<dyn StdinStream + Sync>>, TaskError> {
+    let Some(path) = stdio.stdin.as_deref().filter(|p| !p.as_os_str().is_empty()) else {
+        return Ok(None);
+    };
+    let fifo = open_stdin(path)?;
+    if !stdio.terminal {
+        return Ok(Some(Box::new(AsyncStdinStream::new(fifo))));
+    }
+    let echo = match stdio
+        .stdout
+        .as_deref()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)
+                .map_err(|e| TaskError::io("open stdio", path, e))?,
+        ),
+        None => None,
+    };
+    let interrupt = CancellationToken::new();
+    let (sandbox, id, pressed) = (sandbox.clone(), id.to_owned(), interrupt.clone());
+    tokio::spawn(async move {
+        tokio::select! {
+            () = pressed.cancelled() => {
+                if let Err(error) = sandbox.stop_container(&id, INTERRUPT_GRACE).await {
+                    tracing::debug!(container = id, %error, "interrupt");
+                }
+            }
+            _ = sandbox.wait_container(&id) => {}
+        }
+    });
+    Ok(Some(Box::new(AsyncStdinStream::new(TerminalInput::new(
+        fifo,
+        TerminalOutput::new(echo),
+        interrupt,
+    )))))
+}
+
+/// How long a container interrupted from its terminal (`^C`) has to end before it is killed.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(10);
+
+/// An exec'd process's stdin and output. Its stdin FIFO is read as [`open_stdin`] says (the
+/// process sees the end of its input when containerd closes it, on `CloseIO`). Its stdout and stderr FIFOs are opened read-write (which never blocks;
 /// containerd holds the reading ends) and written synchronously, as containers' output is: a
 /// process that writes faster than containerd reads is slowed down, and nothing written is
 /// lost when it ends. With a terminal (`kubectl exec -t`, see [`super::tty`]) its stdin goes
 /// through the line discipline, `^C` cancelling `kill`, and its stdout and stderr both go to
 /// the stdout FIFO.
-async fn exec_stdio(
+fn exec_stdio(
     stdio: &Stdio,
     kill: &CancellationToken,
 ) -> Result<(Option<Box<dyn StdinStream + Sync>>, GuestIo), TaskError> {
-    let stdin = match stdio.stdin.as_deref() {
-        Some(path) => Some(
-            tokio::fs::File::open(path)
-                .await
-                .map_err(|e| TaskError::io("open stdin", path, e))?,
-        ),
+    let stdin = match stdio.stdin.as_deref().filter(|p| !p.as_os_str().is_empty()) {
+        Some(path) => Some(open_stdin(path)?),
         None => None,
     };
     let output = |path: Option<&Path>| -> Result<Option<std::fs::File>, TaskError> {
