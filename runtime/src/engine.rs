@@ -113,6 +113,10 @@ impl Default for EngineConfig {
     }
 }
 
+/// How many linear memories (and tables) one module may define: the pooling allocator's
+/// default is one, which refuses multi-memory modules the wasmtime CLI runs.
+const MAX_PER_MODULE: u32 = 16;
+
 /// How many instances the pool of a process holding one pod reserves room for
 /// ([`EngineConfig::for_one_pod`]): the pod's containers, their hooks and the commands exec'd
 /// into them, a component counting for several core instances.
@@ -187,13 +191,21 @@ impl Engine {
     /// Builds the engine and starts its epoch ticker.
     pub fn new(config: EngineConfig) -> Result<Self> {
         raise_descriptor_limit();
+        // A GC heap takes a slot of the memory pool: room for one beside each instance's
+        // memory. Multi-memory modules and several tables per module are as welcome as under
+        // the wasmtime CLI (the pool's defaults allow one of each).
         let mut pool = wasmtime::PoolingAllocationConfig::new();
         pool.total_core_instances(config.pool_instances)
             .total_component_instances(config.pool_instances)
-            .total_memories(config.pool_instances)
-            .total_tables(config.pool_instances)
+            .total_memories(config.pool_instances.saturating_mul(2))
+            .total_gc_heaps(config.pool_instances)
+            .total_tables(config.pool_instances.saturating_mul(2))
             .total_stacks(config.pool_instances)
+            .max_memories_per_module(MAX_PER_MODULE)
+            .max_tables_per_module(MAX_PER_MODULE)
             .max_memory_size(config.max_memory_size);
+        // Every proposal the wasmtime CLI of this version enables by default is on: wasmtime's
+        // own defaults (its `gc` and `threads` cargo features are built in), as the CLI's are.
         let mut wasm = wasmtime::Config::new();
         wasm.epoch_interruption(config.epoch_interruption)
             .wasm_component_model(true)
