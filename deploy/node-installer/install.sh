@@ -43,11 +43,12 @@ else
   say "shim installed at $SHIM_DIR"
 fi
 
-# 2. The runtime, in the form of the config's version: `version = 3` (containerd 2.x) or 2
-# (1.6, 1.7; 2.x migrates it). A node without a config file gets a version 2 one holding only
+# 2. The runtime, in the form of the config's version: 3 (containerd 2.0 to 2.2) and 4 (2.3)
+# name the CRI runtime plugin `io.containerd.cri.v1.runtime`; 2 (1.6, 1.7; 2.x migrates it)
+# `io.containerd.grpc.v1.cri`. A node without a config file gets a version 2 one holding only
 # the runtime: containerd's defaults stay in force for everything else.
 config="$HOST_ROOT$CONTAINERD_CONFIG"
-if [ -f "$config" ] && grep -Eq '^[[:space:]]*version[[:space:]]*=[[:space:]]*3([[:space:]]|#|$)' "$config"; then
+if [ -f "$config" ] && grep -Eq '^[[:space:]]*version[[:space:]]*=[[:space:]]*([3-9]|[1-9][0-9]+)([[:space:]]|#|$)' "$config"; then
   table="[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.wasmpod]"
   key="  runtime_type = 'io.containerd.wasmpod.v1'"
   pattern="^[[:space:]]*\[plugins\.['\"]io\.containerd\.cri\.v1\.runtime['\"]\.containerd\.runtimes\.['\"]?wasmpod['\"]?\]"

@@ -137,16 +137,24 @@ fn a_bare_node_gets_the_shim_and_a_version_2_config_and_a_second_run_changes_not
 }
 
 #[test]
-fn a_version_3_config_gets_the_version_3_table_and_keeps_everything_else() {
+fn version_3_and_4_configs_get_the_cri_v1_runtime_table_and_keep_everything_else() {
+    // containerd 2.0-2.2 read version 3, 2.3 version 4: both name the plugin the same way.
+    for version in [3, 4] {
+        a_recent_config_gets_the_cri_v1_runtime_table(version);
+    }
+}
+
+fn a_recent_config_gets_the_cri_v1_runtime_table(version: u32) {
     let node = Node::new();
     let path = node.host("/etc/containerd/config.toml");
     std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
-    let original = "version = 3\n\n[plugins.'io.containerd.cri.v1.runtime']\n  enable_selinux = false\n\n\
+    let original = format!("version = {version}\n")
+        + "\n[plugins.'io.containerd.cri.v1.runtime']\n  enable_selinux = false\n\n\
                     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]\n  runtime_type = 'io.containerd.runc.v2'\n";
-    std::fs::write(&path, original).expect("config");
+    std::fs::write(&path, &original).expect("config");
     ok(&node.install(&[]));
     let text = std::fs::read_to_string(&path).expect("config");
-    assert!(text.starts_with(original), "{text}");
+    assert!(text.starts_with(&original), "{text}");
     let config = node.config();
     assert_eq!(
         runtime_type(&config, "io.containerd.cri.v1.runtime").as_deref(),
