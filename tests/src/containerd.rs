@@ -252,7 +252,10 @@ disabled_plugins = {disabled}
             // containerd raises no event a test can wait on before its socket exists.
             std::thread::sleep(Duration::from_millis(20));
         }
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        // Worker threads drive the CRI connection, so clients on several threads (the churn
+        // benchmark) can each block on a call at once.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
             .enable_all()
             .build()
             .expect("tokio runtime");
@@ -611,6 +614,11 @@ pub struct Cri<'a> {
 impl Cri<'_> {
     /// RunPodSandbox with `runtime_handler: wasmpod`.
     pub fn run_pod(&self, name: &str, cgroup_parent: Option<&str>) -> Pod {
+        self.run_pod_on(HANDLER, name, cgroup_parent)
+    }
+
+    /// RunPodSandbox with runtime handler `handler` (`wasmpod`, or `runc` for native pods).
+    pub fn run_pod_on(&self, handler: &str, name: &str, cgroup_parent: Option<&str>) -> Pod {
         let log_dir = self.containerd.dir().join("pods").join(name);
         std::fs::create_dir_all(&log_dir).expect("log dir");
         let config = cri::PodSandboxConfig {
@@ -631,7 +639,7 @@ impl Cri<'_> {
         let mut client = self.client.clone();
         let request = cri::RunPodSandboxRequest {
             config: Some(config.clone()),
-            runtime_handler: HANDLER.into(),
+            runtime_handler: handler.into(),
         };
         let id = self
             .containerd

@@ -2,7 +2,6 @@
 //! same run, through one private containerd:
 //!
 //! - `ctr run --rm` of the `hello` module (wasmpod) vs a static native hello under runc;
-//! - CRI pod start: RunPodSandbox → two containers running;
 //! - idle memory of a two-container pod: the shim's private RSS (and its cgroup's
 //!   `memory.current` when the memory controller is there).
 //!
@@ -55,7 +54,7 @@ fn main() {
     report("ctr run --rm hello, wasmpod", &mut wasm);
     report("ctr run --rm hello, runc (static native)", &mut runc);
 
-    // CRI pod start and idle memory.
+    // Idle memory (CRI pod start, churn and density next to runc: bench-cri).
     let sleep = containerd.import_module(CRI_NAMESPACE, wasmpod_guests::SLEEP_P1, "sleep");
     let server =
         containerd.import_module(CRI_NAMESPACE, wasmpod_guests::HTTP_SERVER_P2, "http-server");
@@ -74,21 +73,6 @@ fn main() {
         }
         pod
     };
-    let mut starts = Vec::new();
-    for i in 0..=runs {
-        let started = Instant::now();
-        let pod = run_pod(&format!("bench-{i}"));
-        if i > 0 {
-            starts.push(started.elapsed());
-        }
-        cri.stop_pod(&pod);
-        cri.remove_pod(&pod);
-    }
-    report(
-        "CRI pod start (RunPodSandbox → 2 containers running)",
-        &mut starts,
-    );
-
     // Idle memory: one pod alone on the node, then each of two. The binary's pages a shim
     // touched are private to it while it is the only shim; a second shim shares them.
     // Each shim's private RSS once the pods have sat idle for a moment.
