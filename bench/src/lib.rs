@@ -13,6 +13,35 @@ pub mod pod;
 pub mod profile;
 pub mod stats;
 
+/// A static native program (`source`, compiled with rustc) as image `name`, imported into
+/// `containerd`'s `namespace`: what runc runs next to wasmpod in the containerd benchmarks.
+/// Its entrypoint is `/PROGRAM`.
+pub fn native_image(
+    containerd: &wasmpod_tests::containerd::Containerd,
+    namespace: &str,
+    name: &str,
+    program: &str,
+    source: &str,
+) -> String {
+    let dir = containerd.dir().join("native");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join(format!("{program}.rs"));
+    std::fs::write(&file, source).expect("write");
+    let binary = dir.join(program);
+    let built = std::process::Command::new("rustc")
+        .args(["-O", "-C", "target-feature=+crt-static", "-o"])
+        .arg(&binary)
+        .arg(&file)
+        .status()
+        .expect("run rustc");
+    assert!(built.success(), "rustc {program} failed");
+    let image = wasmpod::oci::OciImage::new(name)
+        .expect("name")
+        .file(program, std::fs::read(&binary).expect("read"), 0o755)
+        .entrypoint([format!("/{program}")]);
+    containerd.import(namespace, &image)
+}
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

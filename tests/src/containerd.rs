@@ -311,24 +311,22 @@ disabled_plugins = {disabled}
 
     /// `ctr -n NAMESPACE ARGS`, to its end (the test fails at [`DEADLINE`]).
     pub fn ctr(&self, namespace: &str, args: &[&str]) -> Ran {
-        let mut command = Command::new("ctr");
-        command
-            .arg("--address")
-            .arg(&self.socket)
-            .args(["--namespace", namespace])
-            .args(args);
-        run_with_deadline(command, None)
+        run_with_deadline(self.ctr_command(namespace, args), None)
     }
 
     /// [`Containerd::ctr`] with `input` on its stdin (then closed).
     pub fn ctr_with_input(&self, namespace: &str, args: &[&str], input: &[u8]) -> Ran {
+        run_with_deadline(self.ctr_command(namespace, args), Some(input.to_vec()))
+    }
+
+    fn ctr_command(&self, namespace: &str, args: &[&str]) -> Command {
         let mut command = Command::new("ctr");
         command
             .arg("--address")
             .arg(&self.socket)
             .args(["--namespace", namespace])
             .args(args);
-        run_with_deadline(command, Some(input.to_vec()))
+        command
     }
 
     /// Writes `image` as an archive and imports it into `namespace`; returns its name.
@@ -383,37 +381,41 @@ disabled_plugins = {disabled}
         self.child.id()
     }
 
-    /// The pids of the shims this containerd started.
+    /// The pids of the wasmpod shims this containerd started and that serve a pod.
     pub fn shim_pids(&self) -> Vec<u32> {
+        self.processes_of_this_containerd()
+            .into_iter()
+            .filter(|(_, args)| {
+                // A serving shim has its socket; `start`, `delete` and `-info` (containerd 2.x
+                // runs it when a task is created) are short-lived invocations of the binary.
+                args.first().is_some_and(|a| a.ends_with(SHIM))
+                    && args.iter().any(|a| a == "-socket")
+            })
+            .map(|(pid, _)| pid)
+            .collect()
+    }
+
+    /// Every process started with `-address` this containerd's socket (the shims of every
+    /// runtime: wasmpod's and runc's), with its arguments.
+    pub fn processes_of_this_containerd(&self) -> Vec<(u32, Vec<String>)> {
         let socket = self.socket.to_string_lossy().into_owned();
-        let mut pids = Vec::new();
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|p| p.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+        let mut found = Vec::new();
+        for (pid, dir) in processes() {
+            let Ok(cmdline) = std::fs::read(dir.join("cmdline")) else {
                 continue;
             };
             let args: Vec<String> = cmdline
                 .split(|b| *b == 0)
                 .map(|a| String::from_utf8_lossy(a).into_owned())
                 .collect();
-            let is_shim = args.first().is_some_and(|a| a.ends_with(SHIM));
-            let ours = args
+            if args
                 .windows(2)
-                .any(|w| w[0] == "-address" && w[1] == socket);
-            // A serving shim has its socket; `start`, `delete` and `-info` (containerd 2.x
-            // runs it when a task is created) are short-lived invocations of the binary.
-            let serving = args.iter().any(|a| a == "-socket");
-            if is_shim && ours && serving {
-                pids.push(pid);
+                .any(|w| w[0] == "-address" && w[1] == socket)
+            {
+                found.push((pid, args));
             }
         }
-        pids
+        found
     }
 
     /// A CRI client on this containerd.
@@ -460,6 +462,19 @@ impl Drop for Containerd {
             let _ = Command::new("umount").arg("-l").arg(&mount).status();
         }
     }
+}
+
+/// Every process of the machine: its pid and its `/proc` directory.
+pub fn processes() -> Vec<(u32, PathBuf)> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((pid, entry.path()))
+        })
+        .collect()
 }
 
 /// Every mount point at or below `dir`, deepest first.

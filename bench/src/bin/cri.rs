@@ -23,15 +23,16 @@
 //! on `PATH` to measure it.
 
 use std::collections::HashMap;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use k8s_cri::v1::ContainerState;
+use wasmpod_bench::native_image;
 use wasmpod_bench::stats::{Samples, fmt_duration, machine};
 use wasmpod_tests::containerd::{
     CRI_NAMESPACE, ContainerDef, Containerd, Cri, HANDLER, PAUSE_IMAGE, Pod, major_version,
+    processes,
 };
 
 #[derive(Debug, Parser)]
@@ -296,35 +297,20 @@ fn node_used_kib() -> u64 {
 /// The proportional set size, in KiB, of every shim of `containerd` (either runtime's) and
 /// every process under them (runc's pause and containers).
 fn pods_pss_kib(containerd: &Containerd) -> u64 {
-    let socket = containerd.socket().to_string_lossy().into_owned();
+    let shims: Vec<u32> = containerd
+        .processes_of_this_containerd()
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .collect();
     let mut parent = HashMap::new();
-    let mut shims = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+    for (pid, dir) in processes() {
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
         // `pid (comm) state ppid ...`: fields after the last `)`.
         if let Some(ppid) = stat
             .rsplit_once(')')
             .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
         {
             parent.insert(pid, ppid);
-        }
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        if args
-            .first()
-            .is_some_and(|a| a.starts_with(b"/") || a.starts_with(b"c"))
-            && args
-                .windows(2)
-                .any(|w| w[0] == b"-address" && w[1] == socket.as_bytes())
-        {
-            shims.push(pid);
         }
     }
     let under_a_shim = |mut pid: u32| loop {
@@ -361,21 +347,24 @@ struct NativePrograms {
 
 impl NativePrograms {
     fn build(containerd: &Containerd) -> Self {
-        let pause = native(
+        let pause = native_image(
             containerd,
+            CRI_NAMESPACE,
             PAUSE_IMAGE,
             "pause",
             "fn main() { loop { std::thread::park(); } }",
         );
         assert_eq!(pause, PAUSE_IMAGE);
-        let sleep = native(
+        let sleep = native_image(
             containerd,
+            CRI_NAMESPACE,
             "wasmpod.test/native-sleep:1",
             "sleep",
             "fn main() { std::thread::sleep(std::time::Duration::from_secs(600)); }",
         );
-        let server = native(
+        let server = native_image(
             containerd,
+            CRI_NAMESPACE,
             "wasmpod.test/native-server:1",
             "server",
             r#"use std::io::{Read, Write};
@@ -392,25 +381,4 @@ fn main() {
         );
         NativePrograms { sleep, server }
     }
-}
-
-/// `source` compiled static with rustc, as image `name` in CRI's namespace.
-fn native(containerd: &Containerd, name: &str, program: &str, source: &str) -> String {
-    let dir = containerd.dir().join("native");
-    std::fs::create_dir_all(&dir).expect("dir");
-    let file = dir.join(format!("{program}.rs"));
-    std::fs::write(&file, source).expect("write");
-    let binary = dir.join(program);
-    let built = Command::new("rustc")
-        .args(["-O", "-C", "target-feature=+crt-static", "-o"])
-        .arg(&binary)
-        .arg(&file)
-        .status()
-        .expect("run rustc");
-    assert!(built.success(), "rustc {program} failed");
-    let image = wasmpod::oci::OciImage::new(name)
-        .expect("name")
-        .file(program, std::fs::read(&binary).expect("read"), 0o755)
-        .entrypoint([format!("/{program}")]);
-    containerd.import(CRI_NAMESPACE, &image)
 }

@@ -11,10 +11,10 @@
 //! [-- RUNS]` (without the variable it measures the `target/debug` shim).
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use k8s_cri::v1::ContainerState;
+use wasmpod_bench::native_image;
 use wasmpod_bench::stats::{Samples, fmt_duration};
 use wasmpod_tests::containerd::{CRI_NAMESPACE, ContainerDef, Containerd, RUNTIME};
 
@@ -120,25 +120,15 @@ fn ctr_run(containerd: &Containerd, runtime: &str, image: &str, id: &str, says: 
     elapsed
 }
 
-/// A static native hello (built with rustc), as an image for runc.
+/// A static native hello, as an image for runc.
 fn native_hello(containerd: &Containerd) -> String {
-    let dir = containerd.dir().join("native");
-    std::fs::create_dir_all(&dir).expect("dir");
-    let source = dir.join("hello.rs");
-    std::fs::write(&source, "fn main() { println!(\"hello from native\"); }\n").expect("write");
-    let binary = dir.join("hello");
-    let built = Command::new("rustc")
-        .args(["-O", "-C", "target-feature=+crt-static", "-o"])
-        .arg(&binary)
-        .arg(&source)
-        .status()
-        .expect("run rustc");
-    assert!(built.success(), "rustc failed");
-    let image = wasmpod::oci::OciImage::new("wasmpod.test/native-hello:1")
-        .expect("name")
-        .file("hello", std::fs::read(&binary).expect("read"), 0o755)
-        .entrypoint(["/hello"]);
-    containerd.import("default", &image)
+    native_image(
+        containerd,
+        "default",
+        "wasmpod.test/native-hello:1",
+        "hello",
+        "fn main() { println!(\"hello from native\"); }\n",
+    )
 }
 
 /// Private (unshared) resident memory of `pid` in KiB: `(clean, dirty)`. Clean private pages
