@@ -199,7 +199,7 @@ impl Engine {
             .total_component_instances(config.pool_instances)
             .total_memories(config.pool_instances.saturating_mul(2))
             .total_gc_heaps(config.pool_instances)
-            .total_tables(config.pool_instances.saturating_mul(2))
+            .total_tables(config.pool_instances)
             .total_stacks(config.pool_instances)
             .max_memories_per_module(MAX_PER_MODULE)
             .max_tables_per_module(MAX_PER_MODULE)

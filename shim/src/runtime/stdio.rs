@@ -11,10 +11,14 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use tokio_util::sync::CancellationToken;
 use wasmpod::logs::LogStream;
 use wasmpod::pod::PodLogObserver;
 
+use wasmtime_wasi::cli::{AsyncStdinStream, StdinStream};
+
 use super::Stdio;
+use super::tty::{TerminalInput, TerminalOutput};
 use crate::error::TaskError;
 
 /// One container's open FIFOs.
@@ -33,18 +37,11 @@ pub struct Sinks {
 }
 
 impl Sinks {
-    /// Opens container `id`'s FIFOs. They are opened read-write, which never blocks (a FIFO
-    /// opened write-only waits for its reader); containerd holds the reading end.
+    /// Opens container `id`'s FIFOs (see [`open_output`]).
     pub fn open(&self, id: &str, stdio: &Stdio) -> Result<(), TaskError> {
-        let open = |path: &Option<std::path::PathBuf>| -> Result<Option<File>, TaskError> {
-            let Some(path) = path.as_deref().filter(|p| !p.as_os_str().is_empty()) else {
-                return Ok(None);
-            };
-            open_fifo(path).map(Some)
-        };
         let fifos = Fifos {
-            stdout: open(&stdio.stdout)?,
-            stderr: open(&stdio.stderr)?,
+            stdout: open_output(stdio.stdout.as_deref())?,
+            stderr: open_output(stdio.stderr.as_deref())?,
             terminal: stdio.terminal,
         };
         self.lock()
@@ -101,19 +98,52 @@ impl Sinks {
 /// exec's), opened for reading without waiting for containerd's writing end: reads wait for
 /// it on the reactor (a FIFO no writer has opened yet polls neither readable nor hung up), and
 /// a writer that never comes holds no thread. The end of containerd's input (`stdinOnce` after
-/// the client detached, `CloseIO`) is the end of the guest's.
-pub fn open_stdin(path: &Path) -> Result<tokio::net::unix::pipe::Receiver, TaskError> {
+/// the client detached, `CloseIO`) is the end of the guest's. `None` without a path (an
+/// empty one included: containerd's way of giving none).
+pub fn open_input(
+    path: Option<&Path>,
+) -> Result<Option<tokio::net::unix::pipe::Receiver>, TaskError> {
+    let Some(path) = path.filter(|p| !p.as_os_str().is_empty()) else {
+        return Ok(None);
+    };
     tokio::net::unix::pipe::OpenOptions::new()
         .open_receiver(path)
+        .map(Some)
         .map_err(|e| TaskError::io("open stdin", path, e))
 }
 
-fn open_fifo(path: &Path) -> Result<File, TaskError> {
+/// A stdout or stderr FIFO, opened read-write, which never blocks (a FIFO opened write-only
+/// waits for its reader); containerd holds the reading end. `None` without a path.
+pub fn open_output(path: Option<&Path>) -> Result<Option<File>, TaskError> {
+    let Some(path) = path.filter(|p| !p.as_os_str().is_empty()) else {
+        return Ok(None);
+    };
     std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open(path)
+        .map(Some)
         .map_err(|e| TaskError::io("open stdio", path, e))
+}
+
+/// A guest's stdin from `stdio`'s FIFO; with a terminal, through its line discipline, echoed
+/// to `terminal` and `^C` cancelling `interrupt` (see [`super::tty`]).
+pub fn guest_stdin(
+    stdio: &Stdio,
+    terminal: Option<&TerminalOutput>,
+    interrupt: &CancellationToken,
+) -> Result<Option<Box<dyn StdinStream + Sync>>, TaskError> {
+    let Some(keys) = open_input(stdio.stdin.as_deref())? else {
+        return Ok(None);
+    };
+    Ok(Some(match terminal {
+        Some(terminal) => Box::new(AsyncStdinStream::new(TerminalInput::new(
+            keys,
+            terminal.clone(),
+            interrupt.clone(),
+        ))),
+        None => Box::new(AsyncStdinStream::new(keys)),
+    }))
 }
 
 #[cfg(test)]
@@ -169,7 +199,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn stdin_waits_for_its_writer_and_ends_with_it() {
+    async fn stdin_opens_before_any_writer_and_reads_to_the_writers_end() {
         use tokio::io::AsyncReadExt;
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("stdin");
@@ -178,12 +208,25 @@ mod tests {
             .status()
             .expect("mkfifo");
         assert!(made.success());
-        let mut stdin = open_stdin(&path).expect("open before any writer");
+        // No writer yet: a blocking open would hold its thread until one came (it kept shims
+        // alive after their containers ended); this one returns at once.
+        let (handle, fifo) = (tokio::runtime::Handle::current(), path.clone());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _runtime = handle.enter();
+            let _ = tx.send(open_input(Some(&fifo)));
+        });
+        let mut stdin = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("opening the FIFO waited for a writer")
+            .expect("open")
+            .expect("a path");
         let reader = tokio::spawn(async move {
             let mut all = String::new();
             stdin.read_to_string(&mut all).await.map(|_| all)
         });
-        // The writer comes after the read began: the guest waits for it, not for EOF.
+        // Whether the writer comes before the first read or after it, the guest gets every
+        // byte and then the end.
         let writer = tokio::task::spawn_blocking(move || {
             let mut fifo = std::fs::OpenOptions::new().write(true).open(&path)?;
             fifo.write_all(b"typed\nmore")

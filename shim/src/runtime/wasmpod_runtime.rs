@@ -13,15 +13,16 @@ use wasmpod::host::{HostError, HostLayer};
 use wasmpod::hostdir::HostDir;
 use wasmpod::pod::ExecConfig;
 use wasmpod::{ContainerConfig, Engine, ExitStatus, Sandbox, SandboxConfig};
-use wasmtime_wasi::cli::{AsyncStdinStream, OutputFile, StdinStream, StdoutStream};
+use wasmtime_wasi::cli::{OutputFile, StdinStream, StdoutStream};
 
 use super::rootfs::{self, RootfsMount};
-use super::stdio::{Sinks, open_stdin};
-use super::tty::{TerminalInput, TerminalOutput};
+use super::stdio::{Sinks, guest_stdin, open_output};
+use super::tty::TerminalOutput;
 use super::{PodRuntime, Stdio, Usage};
 use crate::bundle::{ContainerRequest, SandboxRequest};
 use crate::error::TaskError;
 use crate::layers::ContentStore;
+use crate::task::TERM_GRACE;
 
 /// What the bootstrap made of the host layer for the pod, before any thread started:
 /// `Ok(None)` when the pod has none (a `ctr run` container, or an unprivileged shim).
@@ -347,108 +348,64 @@ impl PodRuntime for WasmpodRuntime {
 }
 
 /// A container's stdin, when containerd gives it one (`stdin: true`). With a terminal
-/// (`kubectl run -it`, `kubectl attach -it`) it goes through the line discipline, echoed to
-/// the stdout FIFO, and `^C` is the termination request (SIGINT).
+/// (`kubectl run -it`, `kubectl attach -it`) keystrokes are echoed to the stdout FIFO and
+/// `^C` is what `SIGINT` is (`Kill`): the termination request.
 fn container_stdin(
     sandbox: &Sandbox,
     id: &str,
     stdio: &Stdio,
 ) -> Result<Option<Box<dyn StdinStream + Sync>>, TaskError> {
-    let Some(path) = stdio.stdin.as_deref().filter(|p| !p.as_os_str().is_empty()) else {
-        return Ok(None);
-    };
-    let fifo = open_stdin(path)?;
     if !stdio.terminal {
-        return Ok(Some(Box::new(AsyncStdinStream::new(fifo))));
+        return guest_stdin(stdio, None, &CancellationToken::new());
     }
-    let echo = match stdio
-        .stdout
-        .as_deref()
-        .filter(|p| !p.as_os_str().is_empty())
-    {
-        Some(path) => Some(
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(path)
-                .map_err(|e| TaskError::io("open stdio", path, e))?,
-        ),
-        None => None,
-    };
+    let echo = TerminalOutput::new(open_output(stdio.stdout.as_deref())?);
     let interrupt = CancellationToken::new();
-    let (sandbox, id, pressed) = (sandbox.clone(), id.to_owned(), interrupt.clone());
-    tokio::spawn(async move {
-        tokio::select! {
-            () = pressed.cancelled() => {
-                if let Err(error) = sandbox.stop_container(&id, INTERRUPT_GRACE).await {
-                    tracing::debug!(container = id, %error, "interrupt");
+    let stdin = guest_stdin(stdio, Some(&echo), &interrupt)?;
+    if stdin.is_some() {
+        let (sandbox, id) = (sandbox.clone(), id.to_owned());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = interrupt.cancelled() => {
+                    if let Err(error) = sandbox.stop_container(&id, TERM_GRACE).await {
+                        tracing::debug!(container = id, %error, "interrupt");
+                    }
                 }
+                _ = sandbox.wait_container(&id) => {}
             }
-            _ = sandbox.wait_container(&id) => {}
-        }
-    });
-    Ok(Some(Box::new(AsyncStdinStream::new(TerminalInput::new(
-        fifo,
-        TerminalOutput::new(echo),
-        interrupt,
-    )))))
+        });
+    }
+    Ok(stdin)
 }
 
-/// How long a container interrupted from its terminal (`^C`) has to end before it is killed.
-const INTERRUPT_GRACE: Duration = Duration::from_secs(10);
-
-/// An exec'd process's stdin and output. Its stdin FIFO is read as [`open_stdin`] says (the
-/// process sees the end of its input when containerd closes it, on `CloseIO`). Its stdout and stderr FIFOs are opened read-write (which never blocks;
-/// containerd holds the reading ends) and written synchronously, as containers' output is: a
-/// process that writes faster than containerd reads is slowed down, and nothing written is
-/// lost when it ends. With a terminal (`kubectl exec -t`, see [`super::tty`]) its stdin goes
-/// through the line discipline, `^C` cancelling `kill`, and its stdout and stderr both go to
-/// the stdout FIFO.
+/// An exec'd process's stdin and output. Its stdin FIFO is read as [`super::stdio::open_input`]
+/// says (the process sees the end of its input when containerd closes it, on `CloseIO`). Its
+/// stdout and stderr FIFOs are written synchronously, as containers' output is: a process
+/// that writes faster than containerd reads is slowed down, and nothing written is lost when
+/// it ends. With a terminal (`kubectl exec -t`, see [`super::tty`]) its stdin goes through
+/// the line discipline, `^C` cancelling `kill`, and its stdout and stderr both go to the
+/// stdout FIFO.
 fn exec_stdio(
     stdio: &Stdio,
     kill: &CancellationToken,
 ) -> Result<(Option<Box<dyn StdinStream + Sync>>, GuestIo), TaskError> {
-    let stdin = match stdio.stdin.as_deref().filter(|p| !p.as_os_str().is_empty()) {
-        Some(path) => Some(open_stdin(path)?),
-        None => None,
-    };
-    let output = |path: Option<&Path>| -> Result<Option<std::fs::File>, TaskError> {
-        let Some(path) = path.filter(|p| !p.as_os_str().is_empty()) else {
-            return Ok(None);
-        };
-        let fifo = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| TaskError::io("open stdio", path, e))?;
-        Ok(Some(fifo))
-    };
     if stdio.terminal {
-        let terminal = TerminalOutput::new(output(stdio.stdout.as_deref())?);
-        let stdin = stdin.map(|keys| -> Box<dyn StdinStream + Sync> {
-            Box::new(AsyncStdinStream::new(TerminalInput::new(
-                keys,
-                terminal.clone(),
-                kill.clone(),
-            )))
-        });
+        let terminal = TerminalOutput::new(open_output(stdio.stdout.as_deref())?);
+        let stdin = guest_stdin(stdio, Some(&terminal), kill)?;
         let io = GuestIo {
             stdout: Box::new(terminal.clone()),
             stderr: Box::new(terminal),
         };
         return Ok((stdin, io));
     }
-    let stream = |fifo: Option<std::fs::File>| -> Box<dyn StdoutStream + Sync> {
-        match fifo {
+    let stream = |path: Option<&Path>| -> Result<Box<dyn StdoutStream + Sync>, TaskError> {
+        Ok(match open_output(path)? {
             Some(fifo) => Box::new(OutputFile::new(fifo)),
             None => Box::new(tokio::io::empty()),
-        }
+        })
     };
-    let stdin =
-        stdin.map(|fifo| -> Box<dyn StdinStream + Sync> { Box::new(AsyncStdinStream::new(fifo)) });
     let io = GuestIo {
-        stdout: stream(output(stdio.stdout.as_deref())?),
-        stderr: stream(output(stdio.stderr.as_deref())?),
+        stdout: stream(stdio.stdout.as_deref())?,
+        stderr: stream(stdio.stderr.as_deref())?,
     };
-    Ok((stdin, io))
+    Ok((guest_stdin(stdio, None, kill)?, io))
 }
