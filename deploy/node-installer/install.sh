@@ -50,11 +50,13 @@ fi
 config="$HOST_ROOT$CONTAINERD_CONFIG"
 if [ -f "$config" ] && grep -Eq '^[[:space:]]*version[[:space:]]*=[[:space:]]*([3-9]|[1-9][0-9]+)([[:space:]]|#|$)' "$config"; then
   table="[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.wasmpod]"
-  key="  runtime_type = 'io.containerd.wasmpod.v1'"
+  key="  runtime_type = 'io.containerd.wasmpod.v1'
+  container_annotations = ['io.kubernetes.container.ports']"
   pattern="^[[:space:]]*\[plugins\.['\"]io\.containerd\.cri\.v1\.runtime['\"]\.containerd\.runtimes\.['\"]?wasmpod['\"]?\]"
 else
   table='[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.wasmpod]'
-  key='  runtime_type = "io.containerd.wasmpod.v1"'
+  key='  runtime_type = "io.containerd.wasmpod.v1"
+  container_annotations = ["io.kubernetes.container.ports"]'
   pattern="^[[:space:]]*\[plugins\.['\"]io\.containerd\.grpc\.v1\.cri['\"]\.containerd\.runtimes\.['\"]?wasmpod['\"]?\]"
 fi
 changed=no

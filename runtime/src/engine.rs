@@ -3,12 +3,15 @@
 //! One engine per process: async (every guest is a future on the tokio runtime), epoch
 //! interruption (a ticker thread advances the epoch; every store yields to the scheduler at each
 //! tick, so a spinning guest never starves its neighbours), and the pooling instance allocator.
-//! Core modules (wasip1 commands) and components (wasip2 commands) are told apart by their bytes.
+//! Core modules (wasip1 commands) and components (wasip2 commands) are told apart by their bytes;
+//! a component that exports `wasi:http/incoming-handler` is a service (see [`Engine::serve`]).
 
 mod cache;
 mod image;
 mod limits;
+mod outgoing;
 mod run;
+mod serve;
 mod store;
 
 use std::collections::HashMap;
@@ -25,6 +28,7 @@ pub use run::{
     EXIT_KILLED, EXIT_START_ERROR, EXIT_TRAP, ExitReason, ExitStatus, GuestIo, Invocation,
     MAX_HANDLES, Preopen,
 };
+pub use serve::{ServiceConfig, ServiceLimits, ServiceListeners};
 pub(crate) use store::StoreData;
 
 pub use crate::wasm::ImageKind;
@@ -223,6 +227,9 @@ impl Engine {
         component_linker.allow_shadowing(true);
         crate::net::add_to_linker(&mut component_linker).map_err(Error::Engine)?;
         component_linker.allow_shadowing(false);
+        // `wasi:http` for services and for commands that make HTTP requests.
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut component_linker)
+            .map_err(Error::Engine)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         if config.epoch_interruption {

@@ -41,12 +41,14 @@ pub(crate) mod dns;
 pub mod fuzzing;
 mod host;
 mod listen;
-mod lookup;
+pub(crate) mod lookup;
 mod pipe;
 mod ports;
+mod service;
 mod socket;
 
 pub use dns::NameService;
+pub use service::{PodListener, PodStream};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -261,6 +263,16 @@ impl Network {
             open: Arc::default(),
             names,
         }
+    }
+
+    /// Whether `ip` is served by the pod's own loopback (not the host's kernel).
+    pub(crate) fn is_pod_address(&self, ip: std::net::IpAddr) -> bool {
+        self.inner.config.virtual_loopback && ip.is_loopback()
+    }
+
+    /// Whether a real TCP connection to `addr` is allowed by the pod's policy.
+    pub(crate) fn may_connect(&self, addr: SocketAddr) -> bool {
+        (self.inner.config.policy).allows(addr, SocketAddrUse::TcpConnect)
     }
 
     /// Lets the WASI context use real sockets as the policy says: TCP and UDP through

@@ -152,6 +152,9 @@ pub struct SandboxConfig {
     pub retain_volumes: bool,
     /// The pod's network: policy, buffers, socket cap. Default: [`NetworkConfig::default`].
     pub network: NetworkConfig,
+    /// How many requests each `wasi:http` service container takes at once. Default:
+    /// [`ServiceLimits::default`](crate::engine::ServiceLimits).
+    pub services: crate::engine::ServiceLimits,
 }
 
 impl std::fmt::Debug for SandboxConfig {
@@ -180,6 +183,7 @@ impl SandboxConfig {
             log_files: Some(Rotation::default()),
             retain_volumes: false,
             network: NetworkConfig::default(),
+            services: crate::engine::ServiceLimits::default(),
         }
     }
 

@@ -33,6 +33,10 @@ pub const SANDBOX_UID: &str = "io.kubernetes.cri.sandbox-uid";
 pub const CONTAINER_NAME: &str = "io.kubernetes.cri.container-name";
 /// `io.kubernetes.cri.image-name`: the image the container was created from.
 pub const IMAGE_NAME: &str = "io.kubernetes.cri.image-name";
+/// `io.kubernetes.container.ports`: kubelet's JSON of the container's `ports`, passed into the
+/// bundle when the runtime's `container_annotations` allow it (deploy/): where a `wasi:http`
+/// service listens.
+pub const CONTAINER_PORTS: &str = "io.kubernetes.container.ports";
 
 /// Guest paths never given a directory bind mount: the kernel's pseudo filesystems, which a
 /// Wasm guest has no use for (files are bound there: the termination log is
@@ -259,6 +263,7 @@ fn container(id: &str, bundle: &Path, spec: &Spec) -> Result<ContainerRequest, T
     container.resources.memory_request = memory_limit;
     container.resources.cpu_limit = cpu_limit;
     container.resources.cpu_request = cpu_limit;
+    container.ports = container_ports(annotation(spec, CONTAINER_PORTS));
     Ok(ContainerRequest {
         id: id.to_owned(),
         sandbox_id: annotation(spec, SANDBOX_ID).map(str::to_owned),
@@ -269,6 +274,31 @@ fn container(id: &str, bundle: &Path, spec: &Spec) -> Result<ContainerRequest, T
         module_arg,
         hostname: spec.hostname().clone().filter(|h| !h.is_empty()),
     })
+}
+
+/// The TCP `containerPort`s of kubelet's ports annotation, in order. The annotation is
+/// kubelet's own, so one it wrote differently is ignored (with a warning), not a failure.
+fn container_ports(json: Option<&str>) -> Vec<u16> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Port {
+        container_port: u16,
+        protocol: Option<String>,
+    }
+    let Some(json) = json else {
+        return Vec::new();
+    };
+    match serde_json::from_str::<Vec<Port>>(json) {
+        Ok(ports) => ports
+            .into_iter()
+            .filter(|p| p.protocol.as_deref().is_none_or(|p| p == "TCP"))
+            .map(|p| p.container_port)
+            .collect(),
+        Err(error) => {
+            tracing::warn!(%error, "ignoring the {CONTAINER_PORTS} annotation");
+            Vec::new()
+        }
+    }
 }
 
 /// `(memory limit in bytes, CPU limit in millicores)` of OCI `resources`: `memory.limit`, and
@@ -449,6 +479,14 @@ mod tests {
                 ]
             }
         }))
+    }
+
+    #[test]
+    fn ports_come_from_kubelets_annotation() {
+        let json = r#"[{"name":"http","containerPort":8080,"protocol":"TCP"},{"containerPort":53,"protocol":"UDP"},{"containerPort":9090}]"#;
+        assert_eq!(container_ports(Some(json)), vec![8080, 9090]);
+        assert_eq!(container_ports(Some("not json")), Vec::<u16>::new());
+        assert_eq!(container_ports(None), Vec::<u16>::new());
     }
 
     #[test]

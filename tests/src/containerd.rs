@@ -195,6 +195,7 @@ disabled_plugins = {disabled}
     conf_dir = "{cni_conf}"
   [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.{HANDLER}]
     runtime_type = "{RUNTIME}"
+    container_annotations = ["io.kubernetes.container.ports"]
   [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
     runtime_type = "io.containerd.runc.v2"
 "#,
@@ -213,6 +214,7 @@ disabled_plugins = {disabled}
     conf_dir = "{cni_conf}"
   [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{HANDLER}]
     runtime_type = "{RUNTIME}"
+    container_annotations = ["io.kubernetes.container.ports"]
   [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
     runtime_type = "io.containerd.runc.v2"
 "#,
@@ -559,6 +561,21 @@ pub struct Pod {
     pub log_dir: PathBuf,
 }
 
+/// kubelet's annotation of a container's ports (pkg/kubelet/kuberuntime/labels.go).
+fn ports_annotation(ports: &[u16]) -> std::collections::HashMap<String, String> {
+    if ports.is_empty() {
+        return Default::default();
+    }
+    let json: Vec<serde_json::Value> = (ports.iter())
+        .map(|p| serde_json::json!({"containerPort": p, "protocol": "TCP"}))
+        .collect();
+    [(
+        "io.kubernetes.container.ports".to_owned(),
+        serde_json::Value::Array(json).to_string(),
+    )]
+    .into()
+}
+
 /// One container to create, as kubelet describes it.
 #[derive(Debug, Clone, Default)]
 pub struct ContainerDef {
@@ -574,6 +591,9 @@ pub struct ContainerDef {
     pub memory_limit: Option<i64>,
     /// `workingDir`.
     pub working_dir: Option<String>,
+    /// `ports[].containerPort`, passed as kubelet passes them: the
+    /// `io.kubernetes.container.ports` annotation.
+    pub ports: Vec<u16>,
 }
 
 impl ContainerDef {
@@ -585,6 +605,12 @@ impl ContainerDef {
             args: args.iter().map(|a| (*a).to_owned()).collect(),
             ..ContainerDef::default()
         }
+    }
+
+    /// Declares `containerPort: port` (TCP).
+    pub fn port(mut self, port: u16) -> Self {
+        self.ports.push(port);
+        self
     }
 
     /// Adds a bind mount of `host` at `path`.
@@ -681,6 +707,7 @@ impl Cri<'_> {
                 ..Default::default()
             }),
             args: def.args.clone(),
+            annotations: ports_annotation(&def.ports),
             working_dir: def.working_dir.clone().unwrap_or_default(),
             log_path: format!("{}.log", def.name),
             mounts: def

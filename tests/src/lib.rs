@@ -172,6 +172,10 @@ impl Wasmpod {
             all
         });
         Running {
+            guard: KillOnDrop {
+                pid: child.id(),
+                armed: true,
+            },
             child,
             lines,
             stdout,
@@ -300,9 +304,29 @@ pub fn restart_count(status: &serde_json::Value, name: &str) -> i64 {
         .unwrap_or_else(|| panic!("no restartCount for {name}: {status}"))
 }
 
+/// Kills the process `pid` (a child not yet waited for, so the pid is still its own) when
+/// dropped armed: a test that fails midway leaves no pod process behind.
+#[derive(Debug)]
+struct KillOnDrop {
+    pid: u32,
+    armed: bool,
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = Command::new("kill")
+                .args(["-s", "KILL", &self.pid.to_string()])
+                .status();
+        }
+    }
+}
+
 /// A `wasmpod` process running in the background.
 #[derive(Debug)]
 pub struct Running {
+    /// Ends the process if the test fails before `finish`.
+    guard: KillOnDrop,
     child: std::process::Child,
     lines: mpsc::Receiver<String>,
     stdout: std::thread::JoinHandle<String>,
@@ -340,11 +364,13 @@ impl Running {
     /// Waits for the process to end (the test fails at [`DEADLINE`]).
     pub fn finish(self) -> Outcome {
         let Running {
+            mut guard,
             mut child,
             stdout,
             stderr,
             ..
         } = self;
+        guard.armed = false;
         let pid = child.id();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {

@@ -1066,3 +1066,94 @@ fn names_resolve_through_the_pods_resolv_conf_and_a_link_local_dns_server() {
     cri.remove_pod(&pod);
     wait_no_shims(&containerd);
 }
+
+/// `GET path` over a real TCP connection to `127.0.0.1:port` of the network namespace at
+/// `netns` (a native client beside the pod's process), with `Connection: close`.
+fn get_in_netns(netns: PathBuf, port: u16, path: &str) -> String {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: pod\r\nConnection: close\r\n\r\n");
+    std::thread::spawn(move || {
+        // This thread alone enters the pod's namespace.
+        let ns = std::fs::File::open(&netns).expect("open the pod's netns");
+        rustix::thread::move_into_link_name_space(
+            std::os::fd::AsFd::as_fd(&ns),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )
+        .expect("setns");
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .expect("timeout");
+        std::io::Write::write_all(&mut stream, request.as_bytes()).expect("request");
+        let mut response = String::new();
+        std::io::Read::read_to_string(&mut stream, &mut response).expect("response");
+        response
+    })
+    .join()
+    .expect("the client thread")
+}
+
+#[test]
+fn a_wasi_http_service_serves_on_its_container_port_and_ends_0_when_stopped() {
+    let containerd = cri_containerd();
+    let service = module_image(&containerd, guests::HTTP_SERVICE_P2, "http-service");
+    let fetch = module_image(&containerd, guests::HTTP_FETCH_P2, "http-fetch");
+    let cri = containerd.cri();
+    let pod = cri.run_pod("service", None);
+    let web = cri.run_container(&pod, &ContainerDef::new("web", &service, &[]).port(8081));
+    assert_eq!(cri.status(&web).state, ContainerState::ContainerRunning);
+
+    // A sibling's wasi:http client, over the pod's loopback.
+    let client = cri.run_container(
+        &pod,
+        &ContainerDef::new(
+            "client",
+            &fetch,
+            &[
+                "-X",
+                "POST",
+                "-d",
+                "over the loopback",
+                "http://127.0.0.1:8081/echo",
+            ],
+        ),
+    );
+    let status = cri.wait_exited(&client);
+    assert_eq!(status.exit_code, 0, "{:?}", log_lines(&status.log_path));
+    assert!(
+        logged(&status.log_path, "stdout", "over the loopback"),
+        "{:?}",
+        log_lines(&status.log_path)
+    );
+
+    // A native client in the pod's network namespace, at its real socket (the stand-in CNI
+    // plugin leaves the namespace's loopback down).
+    let shim = *containerd.shim_pids().first().expect("the pod's shim");
+    let netns = PathBuf::from(format!("/proc/{shim}/ns/net"));
+    let up = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", netns.display()))
+        .args(["ip", "link", "set", "lo", "up"])
+        .status()
+        .expect("nsenter");
+    assert!(up.success());
+    let response = get_in_netns(netns, 8081, "/");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("hello from wasi:http\n"), "{response}");
+
+    // Each request's output is the container's log.
+    let log = cri.status(&web).log_path;
+    assert!(
+        logged(&log, "stdout", "POST /echo"),
+        "{:?}",
+        log_lines(&log)
+    );
+
+    // StopContainer is the termination request: the service drains and exits 0.
+    cri.stop_container(&web, 10);
+    let status = cri.wait_exited(&web);
+    assert_eq!(
+        (status.exit_code, status.reason.as_str()),
+        (0, "Completed"),
+        "{:?}",
+        log_lines(&log)
+    );
+}

@@ -237,3 +237,53 @@ fn is_host_record(entry: &std::path::Path) -> bool {
         .parent()
         .is_some_and(|pod| wasmpod::pod::PodDir::new(pod).host_record() == entry)
 }
+
+/// Sends `GET path` to `addr` with `Connection: close` and returns the whole response.
+fn http_get(addr: (&str, u16), path: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    std::io::Write::write_all(
+        &mut stream,
+        format!("GET {path} HTTP/1.1\r\nHost: pod\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .expect("request");
+    let mut response = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut response).expect("response");
+    response
+}
+
+#[test]
+fn a_wasi_http_service_answers_at_the_pod_ip_and_drains_its_requests_on_sigterm() {
+    let wasmpod = Wasmpod::new();
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: service}}\nspec:\n  restartPolicy: Never\n  terminationGracePeriodSeconds: 30\n  containers:\n  - name: web\n    image: {}\n    ports: [{{containerPort: 8080}}]\n",
+        guests::HTTP_SERVICE_P2,
+    );
+    let manifest = wasmpod.manifest("pod.yaml", &manifest);
+    let running = wasmpod.spawn(&[
+        "run",
+        "--no-cgroup",
+        "--pod-ip",
+        "169.254.99.10",
+        manifest.to_str().expect("utf-8"),
+    ]);
+    let pod = ("169.254.99.10", 8080);
+    // A service listens before it is reported running (and the pod IP is there before any
+    // container starts).
+    running.wait_for_stdout("1/1     Running");
+    let response = http_get(pod, "/");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("hello from wasi:http\n"), "{response}");
+
+    // A slow request in flight when the pod is asked to stop is answered before it exits.
+    let slow = std::thread::spawn(move || http_get(pod, "/slow?ms=1500"));
+    running.wait_for_stdout("[web] GET /slow?ms=1500");
+    running.signal("TERM");
+    let response = slow.join().expect("join");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("slept 1500 ms\n"), "{response}");
+    let outcome = running.finish();
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+}

@@ -85,6 +85,20 @@ fn runtime_type(config: &DocumentMut, cri_plugin: &str) -> Option<String> {
     )
 }
 
+/// The annotations the wasmpod runtime passes into bundles: kubelet's container ports.
+fn container_annotations(config: &DocumentMut, cri_plugin: &str) -> Vec<String> {
+    let runtime = &config["plugins"][cri_plugin]["containerd"]["runtimes"]["wasmpod"];
+    (runtime
+        .get("container_annotations")
+        .and_then(|a| a.as_array()))
+    .map(|a| {
+        a.iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
 /// The string at `path` in `config`, if there is one.
 fn value(config: &DocumentMut, path: &[&str]) -> Option<String> {
     let mut item = config.as_item();
@@ -110,6 +124,10 @@ fn a_bare_node_gets_the_shim_and_a_version_2_config_and_a_second_run_changes_not
     assert_eq!(
         runtime_type(&config, "io.containerd.grpc.v1.cri").as_deref(),
         Some("io.containerd.wasmpod.v1")
+    );
+    assert_eq!(
+        container_annotations(&config, "io.containerd.grpc.v1.cri"),
+        ["io.kubernetes.container.ports"]
     );
     assert_eq!(node.restarts(), 1);
 
@@ -159,6 +177,10 @@ fn a_recent_config_gets_the_cri_v1_runtime_table(version: u32) {
     assert_eq!(
         runtime_type(&config, "io.containerd.cri.v1.runtime").as_deref(),
         Some("io.containerd.wasmpod.v1")
+    );
+    assert_eq!(
+        container_annotations(&config, "io.containerd.cri.v1.runtime"),
+        ["io.kubernetes.container.ports"]
     );
     assert_eq!(
         value(

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use wasmtime::component::Component;
 use wasmtime_wasi::p2::bindings::CommandPre;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use super::{ImageError, ImageKind, StoreData};
 
@@ -15,6 +16,10 @@ pub enum Image {
     Module(wasmtime::InstancePre<StoreData>),
     /// A wasip2 command component.
     Component(CommandPre<StoreData>),
+    /// A `wasi:http` service: a component exporting `wasi:http/incoming-handler`, instantiated
+    /// once per request. (It is served even if it also exports `wasi:cli/run`, as
+    /// `wasmtime serve` serves it.)
+    Service(ProxyPre<StoreData>),
 }
 
 impl std::fmt::Debug for Image {
@@ -28,8 +33,13 @@ impl Image {
     pub fn kind(&self) -> ImageKind {
         match self {
             Image::Module(_) => ImageKind::Module,
-            Image::Component(_) => ImageKind::Component,
+            Image::Component(_) | Image::Service(_) => ImageKind::Component,
         }
+    }
+
+    /// Whether this is a `wasi:http` service.
+    pub fn is_service(&self) -> bool {
+        matches!(self, Image::Service(_))
     }
 
     pub(crate) fn link_module(
@@ -50,9 +60,20 @@ impl Image {
     ) -> Result<Image, ImageError> {
         let pre = linker
             .instantiate_pre(component)
-            .and_then(CommandPre::new)
             .map_err(|e| compile_error(path, &e))?;
-        Ok(Image::Component(pre))
+        if let Ok(service) = ProxyPre::new(pre.clone()) {
+            return Ok(Image::Service(service));
+        }
+        let command = CommandPre::new(pre).map_err(|e| {
+            compile_error(
+                path,
+                &e.context(
+                    "a component must export `wasi:cli/run` (a command) \
+                     or `wasi:http/incoming-handler` (a service)",
+                ),
+            )
+        })?;
+        Ok(Image::Component(command))
     }
 }
 

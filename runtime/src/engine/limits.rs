@@ -106,32 +106,43 @@ pub struct OutOfMemory {
     pub wanted: u64,
 }
 
-/// The store's `ResourceLimiter`: all memories and tables of the container count against one
+/// The store's `ResourceLimiter`: all memories and tables of the store count against one
 /// budget, [`Usage::memory_limit`] at the time of each growth; growing past it traps the guest
-/// with [`OutOfMemory`].
+/// with [`OutOfMemory`]. What the store holds is added to its [`Usage`] (the container's, which
+/// the instances of a `wasi:http` service share: each is held to the limit on its own) and
+/// taken back when the store is dropped.
 #[derive(Debug)]
 pub(crate) struct Limiter {
     usage: Arc<Usage>,
+    /// Bytes this store holds.
+    held: u64,
 }
 
 impl Limiter {
     /// The limiter of a guest whose limit starts at `limit`.
     pub(crate) fn new(limit: u64, usage: Arc<Usage>) -> Self {
         usage.set_memory_limit(limit);
-        Limiter { usage }
+        Limiter { usage, held: 0 }
     }
 
     fn grow(&mut self, current: usize, desired: usize) -> wasmtime::Result<bool> {
-        let held = self.usage.memory();
-        let wanted = held.saturating_add((desired.saturating_sub(current)) as u64);
+        let more = (desired.saturating_sub(current)) as u64;
+        let wanted = self.held.saturating_add(more);
         let limit = self.usage.memory_limit();
         if wanted > limit {
             self.usage.oom.store(true, Ordering::Relaxed);
             return Err(OutOfMemory { limit, wanted }.into());
         }
-        self.usage.memory.store(wanted, Ordering::Relaxed);
-        self.usage.memory_peak.fetch_max(wanted, Ordering::Relaxed);
+        self.held = wanted;
+        let total = self.usage.memory.fetch_add(more, Ordering::Relaxed) + more;
+        self.usage.memory_peak.fetch_max(total, Ordering::Relaxed);
         Ok(true)
+    }
+}
+
+impl Drop for Limiter {
+    fn drop(&mut self) {
+        self.usage.memory.fetch_sub(self.held, Ordering::Relaxed);
     }
 }
 
@@ -228,6 +239,26 @@ fn quota(millis: u64) -> Duration {
 mod tests {
     use super::*;
     use wasmtime::ResourceLimiter;
+
+    #[test]
+    fn stores_sharing_a_usage_are_each_held_to_the_limit_and_give_back_on_drop() {
+        let usage = Arc::new(Usage::default());
+        let mut first = Limiter::new(1 << 20, usage.clone());
+        let mut second = Limiter::new(1 << 20, usage.clone());
+        assert!(first.memory_growing(0, 768 << 10, None).expect("fits"));
+        assert!(
+            second
+                .memory_growing(0, 768 << 10, None)
+                .expect("fits on its own")
+        );
+        assert_eq!(usage.memory(), 1536 << 10, "the usage is the sum");
+        assert!(second.memory_growing(768 << 10, 2 << 20, None).is_err());
+        drop(first);
+        assert_eq!(usage.memory(), 768 << 10);
+        drop(second);
+        assert_eq!(usage.memory(), 0);
+        assert_eq!(usage.memory_peak(), 1536 << 10);
+    }
 
     #[test]
     fn memories_and_tables_share_one_budget() {

@@ -192,28 +192,10 @@ impl Engine {
         stop: CancellationToken,
     ) -> ExitStatus {
         let usage = invocation.usage.clone();
-        let memory_limit = invocation
-            .memory_limit
-            .unwrap_or(self.inner.default_memory_limit);
-        usage.set_cpu_limit(invocation.cpu_limit_millis);
-        let net = invocation.network.container(invocation.names.clone());
-        let wasi = match build_wasi(invocation, stdin, io) {
-            Ok(wasi) => wasi,
+        let mut store = match self.new_store(invocation, stdin, io) {
+            Ok(store) => store,
             Err(e) => return ExitStatus::start_error(one_line(&e)),
         };
-        let data = StoreData {
-            wasi,
-            limiter: Limiter::new(memory_limit, usage.clone()),
-            usage: usage.clone(),
-            throttle: None,
-            net,
-        };
-        let mut store = Store::new(self.wasmtime(), data);
-        store.limiter(|data| &mut data.limiter);
-        if self.inner.epoch_interruption {
-            store.epoch_deadline_callback(on_epoch);
-            store.set_epoch_deadline(1);
-        }
 
         let mut run = std::pin::pin!(run_image(image, &mut store));
         let metered = std::future::poll_fn(|cx| {
@@ -233,6 +215,43 @@ impl Engine {
             Err(Failure::Start(e)) => ExitStatus::start_error(one_line(&e)),
             Err(Failure::Run(e)) => classify(&e),
         }
+    }
+}
+
+impl Engine {
+    /// A fresh store for one guest of `invocation`: its WASI context, memory limiter, network
+    /// and HTTP handles, and the epoch callback.
+    pub(super) fn new_store(
+        &self,
+        invocation: Invocation,
+        stdin: Option<Box<dyn StdinStream + Sync>>,
+        io: GuestIo,
+    ) -> wasmtime::Result<Store<StoreData>> {
+        let usage = invocation.usage.clone();
+        let memory_limit = invocation
+            .memory_limit
+            .unwrap_or(self.inner.default_memory_limit);
+        usage.set_cpu_limit(invocation.cpu_limit_millis);
+        let net = invocation.network.container(invocation.names.clone());
+        let http_hooks =
+            super::outgoing::PodHttp::new(invocation.network.clone(), invocation.names.clone());
+        let wasi = build_wasi(invocation, stdin, io)?;
+        let data = StoreData {
+            wasi,
+            limiter: Limiter::new(memory_limit, usage.clone()),
+            usage,
+            throttle: None,
+            net,
+            http: wasmtime_wasi_http::WasiHttpCtx::new(),
+            http_hooks,
+        };
+        let mut store = Store::new(self.wasmtime(), data);
+        store.limiter(|data| &mut data.limiter);
+        if self.inner.epoch_interruption {
+            store.epoch_deadline_callback(on_epoch);
+            store.set_epoch_deadline(1);
+        }
+        Ok(store)
     }
 }
 
@@ -260,7 +279,7 @@ fn on_epoch(mut ctx: StoreContextMut<'_, StoreData>) -> wasmtime::Result<UpdateD
     Ok(UpdateDeadline::Yield(1))
 }
 
-fn oom_killed(e: &wasmtime::Error) -> ExitStatus {
+pub(super) fn oom_killed(e: &wasmtime::Error) -> ExitStatus {
     let message = e
         .chain()
         .find_map(|cause| cause.downcast_ref::<OutOfMemory>())
@@ -332,6 +351,11 @@ async fn run_image(image: &Image, store: &mut Store<StoreData>) -> Result<i32, F
                 .await
                 .map(|result| if result.is_ok() { 0 } else { 1 })
         }
+        Image::Service(_) => {
+            return Err(Failure::Start(wasmtime::format_err!(
+                "a wasi:http service is served on a port, not run as a command"
+            )));
+        }
     };
     match returned {
         Ok(code) => Ok(code),
@@ -343,7 +367,7 @@ async fn run_image(image: &Image, store: &mut Store<StoreData>) -> Result<i32, F
 }
 
 /// A run error: a trap (or a host error) is the container's `Error`, never the runtime's.
-fn classify(e: &wasmtime::Error) -> ExitStatus {
+pub(super) fn classify(e: &wasmtime::Error) -> ExitStatus {
     // The root cause ("wasm `unreachable` instruction executed"); the backtrace context
     // around it stays out of the one-line status message.
     let message = e

@@ -23,6 +23,10 @@ pub struct StoreData {
     pub(crate) throttle: Option<Throttle>,
     /// The container's handle to its pod's network.
     pub(crate) net: crate::net::ContainerNet,
+    /// `wasi:http` state: limits of its fields.
+    pub(crate) http: wasmtime_wasi_http::WasiHttpCtx,
+    /// Where its outgoing HTTP requests go.
+    pub(crate) http_hooks: super::outgoing::PodHttp,
 }
 
 impl std::fmt::Debug for StoreData {
@@ -34,6 +38,16 @@ impl std::fmt::Debug for StoreData {
 impl WasiView for StoreData {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         self.wasi.ctx()
+    }
+}
+
+impl wasmtime_wasi_http::WasiHttpView for StoreData {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: self.wasi.ctx().table,
+            hooks: &mut self.http_hooks,
+        }
     }
 }
 

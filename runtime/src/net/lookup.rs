@@ -52,6 +52,19 @@ fn resolve_locally(name: &str) -> Result<Vec<IpAddr>, ()> {
     literal.parse::<IpAddr>().map(|ip| vec![ip]).map_err(drop)
 }
 
+/// What `name` resolves to for a container whose names are `names`: `localhost` and IP
+/// literals at once, else as [`resolve`] answers (for the runtime's own connections on a
+/// guest's behalf, such as its outgoing HTTP requests).
+pub(crate) async fn resolve_name(
+    name: &str,
+    names: Option<NameService>,
+) -> Result<Vec<IpAddr>, ErrorCode> {
+    match resolve_locally(name) {
+        Ok(found) => Ok(found),
+        Err(()) => resolve(name.to_owned(), names).await,
+    }
+}
+
 /// Resolves `name` with the container's name service, else the host's resolver (as
 /// wasmtime-wasi does): the name must be a valid (possibly internationalized) domain name.
 async fn resolve(name: String, names: Option<NameService>) -> Result<Vec<IpAddr>, ErrorCode> {

@@ -119,6 +119,20 @@ impl Endpoint {
         self.conn.reset();
     }
 
+    /// This end as a byte stream of the host (an in-process service or client).
+    pub(crate) fn into_host_stream(self) -> HostStream {
+        HostStream {
+            reader: Reader {
+                conn: self.conn.clone(),
+                side: self.side,
+            },
+            writer: Writer {
+                conn: self.conn,
+                side: self.side,
+            },
+        }
+    }
+
     /// Whether `other` is the other end of this connection.
     pub(crate) fn is_peer_of(&self, other: &Endpoint) -> bool {
         Arc::ptr_eq(&self.conn, &other.conn) && self.side != other.side
@@ -368,6 +382,108 @@ impl Pollable for Writer {
 impl Drop for Writer {
     fn drop(&mut self) {
         self.pipe().update(|p| p.write_closed = true);
+    }
+}
+
+/// One end of a connection as tokio's byte stream, for the host's side of a virtual connection
+/// (a `wasi:http` service's listener, a guest's outgoing HTTP request). Closing follows the
+/// guest streams': dropping it with bytes unread resets the connection.
+#[derive(Debug)]
+pub(crate) struct HostStream {
+    reader: Reader,
+    writer: Writer,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader").field("side", &self.side).finish()
+    }
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").field("side", &self.side).finish()
+    }
+}
+
+fn io_error(e: &StreamError) -> std::io::Error {
+    match e {
+        StreamError::Closed => std::io::ErrorKind::BrokenPipe.into(),
+        _ => std::io::ErrorKind::ConnectionReset.into(),
+    }
+}
+
+impl tokio::io::AsyncRead for HostStream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let pipe = self.reader.pipe();
+        let mut state = pipe.lock();
+        if state.chunks.is_empty() {
+            if state.reset {
+                return Poll::Ready(Err(std::io::ErrorKind::ConnectionReset.into()));
+            }
+            if state.write_closed || state.read_closed {
+                return Poll::Ready(Ok(()));
+            }
+            register(&mut state.reader, cx);
+            return Poll::Pending;
+        }
+        let out = take(&mut state.chunks, buf.remaining());
+        state.buffered -= out.len();
+        let writer = state.writer.take();
+        drop(state);
+        wake(writer);
+        buf.put_slice(&out);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl tokio::io::AsyncWrite for HostStream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let conn = &self.writer.conn;
+        let mut state = self.writer.pipe().lock();
+        if let Err(e) = state.write_error() {
+            return Poll::Ready(Err(io_error(&e)));
+        }
+        let free = conn.capacity - state.buffered;
+        if free == 0 {
+            register(&mut state.writer, cx);
+            return Poll::Pending;
+        }
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let n = free.min(buf.len());
+        state.buffered += n;
+        state.chunks.push_back(Bytes::copy_from_slice(&buf[..n]));
+        conn.stats.record_buffered(state.buffered);
+        let reader = state.reader.take();
+        drop(state);
+        wake(reader);
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        // Written bytes are visible to the reader at once: nothing to flush.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.writer.pipe().update(|p| p.write_closed = true);
+        Poll::Ready(Ok(()))
     }
 }
 

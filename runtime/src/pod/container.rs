@@ -116,6 +116,9 @@ pub(super) struct Container {
     pub(super) stdin: Option<Stdin>,
     /// Cancelled to hard-stop the guest.
     pub(super) stop: CancellationToken,
+    /// Cancelled with the termination request: a `wasi:http` service stops accepting and
+    /// drains (a command reads the request from its termination file).
+    pub(super) terminate: CancellationToken,
     /// `Some` once the guest ended; waiters watch it.
     pub(super) exit: watch::Sender<Option<ExitStatus>>,
 }
@@ -145,6 +148,7 @@ impl Container {
             log,
             stdin: None,
             stop: CancellationToken::new(),
+            terminate: CancellationToken::new(),
             exit: watch::Sender::new(None),
         }
     }

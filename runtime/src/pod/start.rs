@@ -9,7 +9,7 @@ use wasmtime_wasi::cli::StdinStream;
 use super::container::{Container, Stdin};
 
 use super::{CONTROL_DIR, ContainerState, Sandbox, TERMINATION_FILE, TERMINATION_FILE_ENV};
-use crate::engine::{GuestIo, Invocation};
+use crate::engine::{ExitStatus, GuestIo, Invocation, ServiceConfig, ServiceListeners};
 use crate::error::Result;
 use crate::logs::{LogObserver, LogStream};
 
@@ -37,6 +37,18 @@ impl Sandbox {
         let image = container.image.clone();
         let stdin = container.stdin.take().map(|stdin| stdin.0);
         let stop = container.stop.clone();
+        // A service listens before it is reported running; a port it cannot have is its
+        // start error.
+        let service = image.is_service().then(|| {
+            let port = service_port(&container.config.spec.ports);
+            let config = ServiceConfig {
+                port,
+                limits: self.shared.config.services,
+            };
+            ServiceListeners::bind(&self.shared.network, config)
+                .map_err(|e| format!("listen on port {port}: {e}"))
+        });
+        let terminate = container.terminate.clone();
         let engine = self.shared.engine.clone();
         let sandbox = self.clone();
         let name = name.to_owned();
@@ -46,9 +58,19 @@ impl Sandbox {
             "container started"
         );
         tokio::spawn(async move {
-            let exit = engine
-                .run_with_stdin(&image, invocation, stdin, io, stop.clone())
-                .await;
+            let exit = match service {
+                None => {
+                    engine
+                        .run_with_stdin(&image, invocation, stdin, io, stop.clone())
+                        .await
+                }
+                Some(Ok(listeners)) => {
+                    engine
+                        .serve(&image, invocation, listeners, io, stop.clone(), terminate)
+                        .await
+                }
+                Some(Err(message)) => ExitStatus::start_error(message),
+            };
             // Processes exec'd into the container end with it.
             stop.cancel();
             log.finish();
@@ -117,3 +139,12 @@ impl Sandbox {
         }))
     }
 }
+
+/// The port a `wasi:http` service listens on: the container's first `containerPort`, else
+/// 8080 (`wasmtime serve`'s).
+fn service_port(ports: &[u16]) -> u16 {
+    ports.first().copied().unwrap_or(DEFAULT_SERVICE_PORT)
+}
+
+/// Where a `wasi:http` service without a `containerPort` listens, as `wasmtime serve` does.
+pub const DEFAULT_SERVICE_PORT: u16 = 8080;

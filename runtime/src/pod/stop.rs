@@ -25,10 +25,14 @@ impl Sandbox {
     #[tracing::instrument(skip_all, fields(pod = %self.shared.config.name, container = name, ?grace))]
     pub async fn stop_container(&self, name: &str, grace: Duration) -> Result<Option<ExitStatus>> {
         let deadline = Instant::now() + grace;
-        let (state, control_dir) = {
+        let (state, control_dir, terminate) = {
             let state = self.lock();
             let container = self.find(&state, name)?;
-            (container.state, container.control_dir.clone())
+            (
+                container.state,
+                container.control_dir.clone(),
+                container.terminate.clone(),
+            )
         };
         if !state.can_stop() {
             return match state {
@@ -48,6 +52,8 @@ impl Sandbox {
         {
             tracing::info!(container = name, "preStop hook outlived the grace period");
         }
+        // A service drains at once; a command is told through its termination file.
+        terminate.cancel();
         request_termination(&control_dir, "TERM")?;
         if let Ok(exit) = tokio::time::timeout_at(deadline, self.wait_container(name)).await {
             return exit.map(Some);
