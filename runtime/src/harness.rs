@@ -27,15 +27,19 @@
 //! until it is dropped. All pods of a test binary share one engine and the user's compile
 //! cache, so a module is compiled once.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use crate::admission::Node;
 use crate::engine::{Engine, EngineConfig, ExitReason};
 use crate::error::{Error, Result};
 use crate::hostdir::HostDir;
 use crate::logs::{LogStream, read_lines};
+use crate::net::{Network, PodStream};
 use crate::pod::PodDir;
 use crate::runner::{PodProcess, Prepare, RunOptions, Shutdown};
 use crate::spec::{
@@ -97,6 +101,12 @@ impl Container {
             read_only,
             sub_path: None,
         });
+        self
+    }
+
+    /// Declares `containerPort: port`: a `wasi:http` service listens on the first one.
+    pub fn port(mut self, port: u16) -> Self {
+        self.spec.ports.push(port);
         self
     }
 
@@ -294,6 +304,46 @@ impl PodBuilder {
     /// Runs the pod to its end. A pod still running at `timeout` is killed and the result is
     /// [`Error::Timeout`].
     pub async fn run(self, timeout: Duration) -> Result<PodRun> {
+        self.run_while(timeout, None::<fn(LivePod) -> std::future::Ready<()>>)
+            .await
+    }
+
+    /// Runs the pod and, while it runs, `test` with a [`LivePod`] (connect to its ports, send
+    /// it HTTP requests). When `test` returns, the pod is terminated as on deletion (each
+    /// container's termination request, then its grace period) and the run returned. A pod
+    /// still running at `timeout` is killed and the result is [`Error::Timeout`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wasmpod::harness::{Container, PodBuilder};
+    ///
+    /// let runtime = tokio::runtime::Runtime::new()?;
+    /// let run = runtime.block_on(
+    ///     PodBuilder::new("web")
+    ///         .container(Container::new("web", wasmpod_guests::HTTP_SERVICE_P2).port(8080))
+    ///         .run_with(Duration::from_secs(60), |pod| async move {
+    ///             let request = http::Request::get("/").body(bytes::Bytes::new());
+    ///             let request = request.expect("a valid request");
+    ///             let response = pod.request(8080, request).await.expect("response");
+    ///             assert_eq!(response.body(), "hello from wasi:http\n");
+    ///         }),
+    /// )?;
+    /// assert_eq!(run.exit_code("web"), Some(0), "a service drains and exits 0");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn run_with<F, Fut>(self, timeout: Duration, test: F) -> Result<PodRun>
+    where
+        F: FnOnce(LivePod) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        self.run_while(timeout, Some(test)).await
+    }
+
+    async fn run_while<F, Fut>(self, timeout: Duration, test: Option<F>) -> Result<PodRun>
+    where
+        F: FnOnce(LivePod) -> Fut,
+        Fut: Future<Output = ()>,
+    {
         let dir = tempfile::Builder::new()
             .prefix("wasmpod-test-")
             .tempdir()
@@ -317,16 +367,44 @@ impl PodBuilder {
             tokio::task::spawn_blocking(move || PodProcess::prepare(&engine, spec, prepare))
                 .await
                 .map_err(|e| Error::io("join", dir.path(), std::io::Error::other(e)))??;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let (network_tx, network_rx) = tokio::sync::oneshot::channel();
+        let network_tx = Mutex::new(Some(network_tx));
         let options = RunOptions {
             backoff_base: self.backoff_base,
             retain_volumes: true,
             eviction_interval: Duration::from_millis(50),
+            on_network: Some(Arc::new(move |network: &Network| {
+                let sender = network_tx
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take();
+                if let Some(sender) = sender {
+                    let _ = sender.send(network.clone());
+                }
+            })),
             ..RunOptions::default()
         };
         let shutdown = Shutdown::new();
         let status = {
             let mut run = std::pin::pin!(process.run(options, shutdown.clone()));
-            match tokio::time::timeout(timeout, &mut run).await {
+            let driven = async {
+                if let Some(test) = test {
+                    // The test runs beside the pod; the pod is terminated when it returns
+                    // (or as soon as the pod has ended on its own, the test is dropped).
+                    let tested = async {
+                        if let Ok(network) = network_rx.await {
+                            test(LivePod { network, deadline }).await;
+                        }
+                    };
+                    tokio::select! {
+                        status = &mut run => return status,
+                        () = tested => shutdown.terminate(),
+                    }
+                }
+                run.as_mut().await
+            };
+            match tokio::time::timeout_at(deadline, driven).await {
                 Ok(status) => status?,
                 Err(_) => {
                     shutdown.kill();
@@ -363,6 +441,67 @@ impl PodBuilder {
             .build()
             .map_err(|e| Error::io("start tokio runtime", ".", e))?;
         runtime.block_on(self.run(timeout))
+    }
+}
+
+/// A running test pod, as [`PodBuilder::run_with`] hands it to the test: its loopback, as its
+/// containers see it.
+#[derive(Debug, Clone)]
+pub struct LivePod {
+    network: Network,
+    /// The run's deadline: waits end there.
+    deadline: tokio::time::Instant,
+}
+
+impl LivePod {
+    /// Connects to `127.0.0.1:port` of the pod's loopback, as a sibling container would;
+    /// waits (until the run's deadline) for something to listen there.
+    pub async fn connect(&self, port: u16) -> std::io::Result<PodStream> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        loop {
+            match self.network.connect(addr).await {
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::ConnectionRefused
+                        && tokio::time::Instant::now() < self.deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                connected => return connected,
+            }
+        }
+    }
+
+    /// Sends `request` (its URI a path, `/` and the rest) over HTTP/1.1 to `127.0.0.1:port`
+    /// of the pod and returns the whole response.
+    pub async fn request(
+        &self,
+        port: u16,
+        request: http::Request<Bytes>,
+    ) -> std::io::Result<http::Response<Bytes>> {
+        let stream = self.connect(port).await?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(std::io::Error::other)?;
+        tokio::spawn(connection);
+        let (mut parts, body) = request.into_parts();
+        if !parts.headers.contains_key(http::header::HOST) {
+            parts.headers.insert(
+                http::header::HOST,
+                http::HeaderValue::from_static("localhost"),
+            );
+        }
+        let request = http::Request::from_parts(parts, http_body_util::Full::new(body));
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(std::io::Error::other)?;
+        let (parts, body) = response.into_parts();
+        let body = http_body_util::BodyExt::collect(body)
+            .await
+            .map_err(std::io::Error::other)?
+            .to_bytes();
+        Ok(http::Response::from_parts(parts, body))
     }
 }
 

@@ -28,6 +28,10 @@ use crate::status::{ContainerRecord, Phase, PodStatus, State};
 /// Sees the pod's status after every change.
 pub type StatusObserver = Arc<dyn Fn(&PodStatus) + Send + Sync>;
 
+/// Sees the pod's network once its sandbox exists (the test harness reaches the pod's
+/// services through it).
+pub type NetworkObserver = Arc<dyn Fn(&crate::net::Network) + Send + Sync>;
+
 /// How a pod is run.
 #[derive(Clone)]
 pub struct RunOptions {
@@ -38,6 +42,8 @@ pub struct RunOptions {
     pub on_status: Option<StatusObserver>,
     /// Sees every guest output record.
     pub on_log: Option<PodLogObserver>,
+    /// Sees the pod's network, before any container starts.
+    pub on_network: Option<NetworkObserver>,
     /// Overrides the manifest's `terminationGracePeriodSeconds`.
     pub grace_period: Option<Duration>,
     /// Keep the emptyDirs after the pod ended (the test harness reads them). Default: false.
@@ -68,6 +74,7 @@ impl Default for RunOptions {
             backoff_base: Duration::from_secs(10),
             on_status: None,
             on_log: None,
+            on_network: None,
             grace_period: None,
             retain_volumes: false,
             eviction_interval: Duration::from_secs(1),
@@ -147,6 +154,9 @@ async fn run_pod(
     config.retain_volumes = options.retain_volumes;
     config.network = options.network.clone();
     let sandbox = Sandbox::create(engine, config).await?;
+    if let Some(observer) = &options.on_network {
+        observer(sandbox.network());
+    }
     let pod = Arc::new(Pod {
         sandbox: sandbox.clone(),
         restart_policy: spec.restart_policy,

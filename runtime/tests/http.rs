@@ -440,3 +440,36 @@ async fn siblings_reach_the_service_over_127_0_0_1_with_wasi_http_clients() {
         .await;
     assert_eq!((status, body.as_str()), (200, "upstream 200: hi\n"));
 }
+
+/// The harness: a test sends requests to a pod's service while it runs, then reads the pod's
+/// final status and logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_harness_sends_requests_to_a_running_pod_and_terminates_it() {
+    use wasmpod::harness::{Container, PodBuilder};
+    let run = PodBuilder::new("served")
+        .container(
+            Container::new("web", guests::HTTP_SERVICE_P2)
+                .port(18489)
+                .env("GREETING", "from the harness"),
+        )
+        .run_with(DEADLINE, |pod| async move {
+            let request = http::Request::post("/echo").body(Bytes::from_static(b"ping"));
+            let response = pod
+                .request(18489, request.expect("request"))
+                .await
+                .expect("response");
+            assert_eq!(response.status(), 200);
+            assert_eq!(response.body(), "ping");
+            let request = http::Request::get("/env?name=GREETING").body(Bytes::new());
+            let response = pod
+                .request(18489, request.expect("request"))
+                .await
+                .expect("response");
+            assert_eq!(response.body(), "from the harness\n");
+        })
+        .await
+        .expect("run");
+    assert_eq!(run.phase(), wasmpod::status::Phase::Succeeded);
+    assert_eq!(run.exit_code("web"), Some(0));
+    assert_eq!(run.stdout("web"), "POST /echo\nGET /env?name=GREETING\n");
+}
