@@ -473,3 +473,61 @@ async fn the_harness_sends_requests_to_a_running_pod_and_terminates_it() {
     assert_eq!(run.exit_code("web"), Some(0));
     assert_eq!(run.stdout("web"), "POST /echo\nGET /env?name=GREETING\n");
 }
+
+/// A handler that computes forever (a hostile service) is preempted at every epoch tick: the
+/// other requests are answered meanwhile, and the grace period's end stops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spinning_handler_neither_starves_its_neighbours_nor_outlives_the_grace_period() {
+    let served = std::sync::Arc::new(
+        serve(
+            18490,
+            ServiceLimits::default(),
+            None,
+            NetworkConfig::default(),
+        )
+        .await,
+    );
+    let mut spinners = Vec::new();
+    for _ in 0..4 {
+        let served = served.clone();
+        spinners.push(tokio::spawn(async move { served.get("/spin").await }));
+    }
+    let waited = tokio::time::timeout(DEADLINE, async {
+        while served.log().iter().filter(|l| *l == "GET /spin").count() < 4 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "{:?}", served.log());
+    // More spinners than worker threads, and still every other request is answered.
+    for _ in 0..20 {
+        let (status, body) = served.get("/").await;
+        assert_eq!((status, body.as_str()), (200, "hello from wasi:http\n"));
+    }
+    let usage = served
+        .sandbox
+        .container_status("web")
+        .expect("status")
+        .usage;
+    assert!(
+        usage.cpu_time() > Duration::ZERO,
+        "the spinners' CPU is the container's"
+    );
+    let exit = tokio::time::timeout(
+        DEADLINE,
+        served
+            .sandbox
+            .stop_container("web", Duration::from_millis(200)),
+    )
+    .await
+    .expect("stopped before the deadline")
+    .expect("stop")
+    .expect("it ran");
+    assert_eq!(exit.code, 137, "{exit:?}");
+    // A spinner's request ends unanswered (its connection dropped) or with the runtime's 500.
+    for spinner in spinners {
+        if let Ok((status, body)) = spinner.await {
+            assert_eq!(status, 500, "{body}");
+        }
+    }
+}

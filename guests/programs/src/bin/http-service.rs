@@ -9,6 +9,7 @@
 //! - `GET /slow?ms=N`: sleeps `N` ms (`wasi:clocks/monotonic-clock`), then `200`
 //!   `slept N ms\n`.
 //! - `GET /trap`: traps the instance (wasm `unreachable`); no response.
+//! - `GET /spin`: computes forever without yielding; no response.
 //! - `GET /alloc?mb=N`: allocates and touches `N` MiB, held until the response is sent,
 //!   then `200` `allocated N MiB\n`.
 //! - `GET /fetch?url=http://AUTHORITY/PATH`: a `GET` through `wasi:http/outgoing-handler`;
@@ -99,6 +100,7 @@ mod service {
                 None => Reply::bad_request("expected ?ms=N"),
             },
             "/trap" if get => core::arch::wasm32::unreachable(),
+            "/spin" if get => spin(),
             "/alloc" if get => match param(query, "mb").and_then(|mb| mb.parse().ok()) {
                 Some(mb) => alloc(mb),
                 None => Reply::bad_request("expected ?mb=N"),
@@ -147,6 +149,14 @@ mod service {
     }
 
     /// `/alloc?mb=N`: `N` MiB, every byte written, held until the reply is sent.
+    /// Computes forever: the host must preempt it, and stop it.
+    fn spin() -> ! {
+        let mut x: u64 = 1;
+        loop {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+    }
+
     fn alloc(mb: usize) -> Reply {
         let Some(bytes) = mb.checked_mul(1 << 20) else {
             return Reply::bad_request("too many MiB");
