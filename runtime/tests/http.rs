@@ -259,6 +259,7 @@ async fn past_the_concurrency_cap_requests_are_answered_503() {
     let limits = ServiceLimits {
         max_concurrency: 1,
         max_queued: 0,
+        ..ServiceLimits::default()
     };
     let served = std::sync::Arc::new(serve(18484, limits, None, NetworkConfig::default()).await);
     let slow = {
@@ -530,4 +531,52 @@ async fn a_spinning_handler_neither_starves_its_neighbours_nor_outlives_the_grac
             assert_eq!(status, 500, "{body}");
         }
     }
+}
+
+/// Hostile clients cannot hold the service: one that never finishes its request head is cut
+/// off at the header timeout, and past the connection cap the next client waits until a
+/// connection closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_excess_clients_do_not_hold_the_service() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let limits = ServiceLimits {
+        max_connections: 2,
+        header_timeout: Duration::from_millis(300),
+        ..ServiceLimits::default()
+    };
+    let served = serve(18491, limits, None, NetworkConfig::default()).await;
+    // Half a request head, then nothing: the service closes the connection.
+    let mut slow = served.pod_connection().await;
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: we")
+        .await
+        .expect("write");
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(DEADLINE, slow.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "a slow client is cut off");
+
+    // Two idle connections take both places; the third is served once one goes away.
+    let first = served.pod_connection().await;
+    let second = served.pod_connection().await;
+    let third = tokio::spawn({
+        let network = served.sandbox.network().clone();
+        async move {
+            let stream = network
+                .connect(([127, 0, 0, 1], 18491).into())
+                .await
+                .expect("connect");
+            Client::over(stream)
+                .await
+                .send("GET", "/", Bytes::new())
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!third.is_finished(), "served past the connection cap");
+    drop(first);
+    let (status, _) = tokio::time::timeout(DEADLINE, third)
+        .await
+        .expect("served once a place was free")
+        .expect("join");
+    assert_eq!(status, 200);
+    drop(second);
 }

@@ -10,17 +10,23 @@
 //! `503 Service Unavailable` at once. A request whose instance traps (or runs out of memory)
 //! is answered `500` and its error written to the container's stderr: its neighbours go on.
 //!
+//! Clients cannot hold the pod process's resources: a connection must send its request head
+//! within [`ServiceLimits::header_timeout`] (slowloris), and at most
+//! [`ServiceLimits::max_connections`] are open at once (further clients wait in the listen
+//! queue).
+//!
 //! Termination (the container's termination request) stops accepting and lets the requests in
 //! flight finish; once they have, the container exits 0. A hard stop drops them all.
 
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
@@ -37,6 +43,9 @@ use super::run::{ExitStatus, GuestIo, Invocation, classify};
 use super::{Engine, Image, StoreData};
 use crate::net::{Network, PodListener};
 
+/// After a failed `accept` (out of descriptors...), the pause before the next.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+
 /// How many requests a service takes at once. Every default is documented on its field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServiceLimits {
@@ -47,6 +56,12 @@ pub struct ServiceLimits {
     pub max_concurrency: usize,
     /// Requests waiting for an instance; one more is answered `503`. Default: 200.
     pub max_queued: usize,
+    /// Connections open at once; more wait to be accepted. Default: 4096.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's head, the first or the next on a
+    /// kept-alive connection, before it is closed. Default: 30 s (hyper's, which needs a
+    /// timer to be enforced at all).
+    pub header_timeout: Duration,
 }
 
 impl Default for ServiceLimits {
@@ -54,6 +69,8 @@ impl Default for ServiceLimits {
         ServiceLimits {
             max_concurrency: 50,
             max_queued: 200,
+            max_connections: 4096,
+            header_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -138,6 +155,8 @@ struct Service {
     stderr: SharedOutput,
     /// Instances running.
     slots: Arc<Semaphore>,
+    /// [`ServiceLimits::header_timeout`].
+    header_timeout: Duration,
     /// Requests running or waiting for a slot.
     admitted: Arc<Semaphore>,
     /// How many `admitted` has.
@@ -174,6 +193,7 @@ impl Engine {
             stdout: SharedOutput(Arc::from(io.stdout)),
             stderr: SharedOutput(Arc::from(io.stderr)),
             slots: Arc::new(Semaphore::new(limits.max_concurrency.max(1))),
+            header_timeout: limits.header_timeout,
             admitted: Arc::new(Semaphore::new(admissions as usize)),
             admissions,
             stop: stop.clone(),
@@ -194,20 +214,31 @@ impl Engine {
         let graceful = GracefulShutdown::new();
         let mut connections = tokio::task::JoinSet::new();
         loop {
-            tokio::select! {
+            let room = connections.len() < limits.max_connections.max(1);
+            let failed = tokio::select! {
                 biased;
                 () = stop.cancelled() => return ExitStatus::killed("stopped by wasmpod"),
                 () = terminate.cancelled() => break,
-                accepted = accept_pod(pod.as_ref()) => match accepted {
-                    Ok(stream) => serve_connection(&service, &graceful, &mut connections, stream),
-                    Err(e) => tracing::debug!(error = %e, "pod accept failed"),
-                },
-                accepted = accept_host(host.as_ref()) => match accepted {
-                    Ok(stream) => serve_connection(&service, &graceful, &mut connections, stream),
-                    Err(e) => tracing::debug!(error = %e, "accept failed"),
-                },
                 // Finished connections are reaped as they end.
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                Some(_) = connections.join_next(), if !connections.is_empty() => None,
+                accepted = accept_pod(pod.as_ref()), if room => match accepted {
+                    Ok(stream) => {
+                        serve_connection(&service, &graceful, &mut connections, stream);
+                        None
+                    }
+                    Err(e) => Some(e),
+                },
+                accepted = accept_host(host.as_ref()), if room => match accepted {
+                    Ok(stream) => {
+                        serve_connection(&service, &graceful, &mut connections, stream);
+                        None
+                    }
+                    Err(e) => Some(e),
+                },
+            };
+            if let Some(e) = failed {
+                tracing::debug!(error = %e, "accept failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
             }
         }
         // Stop accepting: the port is free again, new connections are refused.
@@ -251,6 +282,7 @@ fn serve_connection<S>(
 ) where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
+    let header_timeout = service.header_timeout;
     let service = service.clone();
     let handler = hyper::service::service_fn(move |request| {
         let service = service.clone();
@@ -258,6 +290,8 @@ fn serve_connection<S>(
     });
     let connection = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
         .serve_connection(TokioIo::new(stream), handler);
     let connection = graceful.watch(connection);
     connections.spawn(async move {
