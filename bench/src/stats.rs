@@ -37,7 +37,7 @@ impl Samples {
 }
 
 /// The `p`-th percentile of `sorted` by nearest rank; zero when empty.
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }

@@ -268,7 +268,13 @@ async fn accept_host(
     listener: Option<&tokio::net::TcpListener>,
 ) -> std::io::Result<tokio::net::TcpStream> {
     match listener {
-        Some(listener) => listener.accept().await.map(|(stream, _)| stream),
+        Some(listener) => {
+            let (stream, _) = listener.accept().await?;
+            // hyper may write a response's head and body apart: without NODELAY the body
+            // waits for the client's delayed ACK (40 ms), as wasmtime serve notes too.
+            stream.set_nodelay(true)?;
+            Ok(stream)
+        }
         None => std::future::pending().await,
     }
 }
