@@ -20,9 +20,8 @@
 //!
 //! Without that directory they say `no process information (not running under wasmpod)`.
 //!
-//! Exit codes follow coreutils (0 ok, 1 error, 2 bad usage, 127 no such tool), but a wasip2
-//! command can only report success or failure through `wasi:cli/exit`, so the engine sees 0
-//! or 1.
+//! Exit codes follow coreutils (0 ok, 1 error, 2 bad usage, 127 no such tool); the toolbox
+//! reports them through `wasi:cli/exit.exit-with-code` (Rust's std alone would say 0 or 1).
 
 /// The toolbox component (wasm32-wasip2), to be compiled like any guest's image.
 pub const TOOLBOX: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/toolbox.wasm"));
@@ -63,10 +62,10 @@ mod tests {
     use crate::{Engine, EngineConfig, ExitStatus};
 
     const DEADLINE: Duration = Duration::from_secs(60);
-    /// What a failing tool exits with as the engine sees it: a wasip2 command reports success
-    /// or failure only (runtime/tests/sandbox.rs), so usage errors (2) and unknown tools (127)
-    /// arrive as 1 too.
+    /// What a failing tool exits with (coreutils' codes, as a shell's tools say them).
     const FAILED: i32 = 1;
+    const USAGE: i32 = 2;
+    const NOT_FOUND: i32 = 127;
 
     /// One engine and the compiled toolbox for every test.
     fn toolbox() -> &'static (Engine, Image) {
@@ -182,7 +181,7 @@ mod tests {
     async fn an_unknown_tool_is_not_found() {
         for argv in [&["vi", "x"][..], &["toolbox", "vi"]] {
             let out = run(invocation(argv)).await;
-            assert_eq!(out.exit.code, FAILED, "{out:?}");
+            assert_eq!(out.exit.code, NOT_FOUND, "{out:?}");
             assert_eq!(
                 (out.stdout.as_str(), out.stderr.as_str()),
                 ("", "vi: applet not found\n")
@@ -218,6 +217,7 @@ mod tests {
             (FAILED, "sleep: invalid number 'soon'\n")
         );
         let out = run(invocation(&["sleep"])).await;
+        assert_eq!(out.exit.code, USAGE, "{out:?}");
         assert!(
             out.stderr
                 .starts_with("sleep: missing operand\nUsage: sleep"),

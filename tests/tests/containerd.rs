@@ -629,6 +629,15 @@ fn exec_sync_runs_commands_inside_a_running_container() {
         String::from_utf8_lossy(&missing.stderr),
         "no-such-tool: not found\n"
     );
+    // A toolbox tool's own code: bad usage is 2, as from a shell's `sleep`.
+    let usage = cri.exec_sync(&app, &["sleep"], 0).expect("ExecSync");
+    assert_eq!(
+        (
+            usage.exit_code,
+            String::from_utf8_lossy(&usage.stderr).lines().next()
+        ),
+        (2, Some("sleep: missing operand")),
+    );
     // ExecSync's timeout ends the process (a probe's timeoutSeconds).
     let began = Instant::now();
     let timed_out = cri.exec_sync(

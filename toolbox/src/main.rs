@@ -76,7 +76,24 @@ fn main() -> ExitCode {
             cli::FAILURE
         }
     };
-    ExitCode::from(u8::try_from(code).unwrap_or(1))
+    let code = u8::try_from(code).unwrap_or(1);
+    exit_with(code)
+}
+
+/// Ends the command with `code`. Rust's std reports only success or failure to a wasip2 host
+/// (`wasi:cli/exit.exit` takes a `result`), so a 2 or a 127 would arrive as 1: the toolbox
+/// says its code through `exit-with-code`, as a shell's tools do.
+#[cfg(target_os = "wasi")]
+fn exit_with(code: u8) -> ExitCode {
+    if code > 1 {
+        wasip2::cli::exit::exit_with_code(code);
+    }
+    ExitCode::from(code)
+}
+
+#[cfg(not(target_os = "wasi"))]
+fn exit_with(code: u8) -> ExitCode {
+    ExitCode::from(code)
 }
 
 /// Runs the tool `args` name: `argv[0]`'s base name, or the next argument when that is the
