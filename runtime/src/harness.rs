@@ -24,7 +24,8 @@
 //!
 //! Pods built here default to `restartPolicy: Never` (a test usually wants the pod to end), a
 //! 5 s grace period and a 100 ms restart back-off; volumes stay readable on the [`PodRun`]
-//! until it is dropped. All pods of a test binary share one engine and the user's compile
+//! until it is dropped. Containers' output is kept in memory, per run (the newest 10 MiB of
+//! each, as one of kubelet's rotated log files holds), not in files. All pods of a test binary share one engine and the user's compile
 //! cache, so a module is compiled once.
 
 use std::net::SocketAddr;
@@ -38,7 +39,7 @@ use crate::admission::Node;
 use crate::engine::{Engine, EngineConfig, ExitReason};
 use crate::error::{Error, Result};
 use crate::hostdir::HostDir;
-use crate::logs::{LogStream, read_lines};
+use crate::logs::{LogSink, LogStream, MemoryLogs};
 use crate::net::{Network, PodStream};
 use crate::pod::PodDir;
 use crate::runner::{PodProcess, Prepare, RunOptions, Shutdown};
@@ -370,7 +371,9 @@ impl PodBuilder {
         let deadline = tokio::time::Instant::now() + timeout;
         let (network_tx, network_rx) = tokio::sync::oneshot::channel();
         let network_tx = Mutex::new(Some(network_tx));
+        let logs = MemoryLogs::default();
         let options = RunOptions {
+            logs: LogSink::Memory(logs.clone()),
             backoff_base: self.backoff_base,
             retain_volumes: true,
             eviction_interval: Duration::from_millis(50),
@@ -428,6 +431,7 @@ impl PodBuilder {
             .collect();
         Ok(PodRun {
             status,
+            logs,
             pod_dir,
             memory_volumes,
             _dir: dir,
@@ -545,6 +549,8 @@ fn shared_engine() -> Result<Engine> {
 #[derive(Debug)]
 pub struct PodRun {
     status: PodStatus,
+    /// Every container run's output.
+    logs: MemoryLogs,
     pod_dir: PodDir,
     /// The `medium: Memory` emptyDirs, which live outside the pod directory.
     memory_volumes: Vec<String>,
@@ -591,17 +597,21 @@ impl PodRun {
         self.container(name).map_or(0, |c| c.restart_count)
     }
 
-    /// The directory of container `name`'s CRI log files (`<restartCount>.log`, rotated ones
-    /// as `<restartCount>.log.1`...).
-    pub fn log_dir(&self, name: &str) -> PathBuf {
-        self.pod_dir.log_dir(name)
+    /// Every line container `name` wrote in its last run, in order: the newest 10 MiB of it
+    /// ([`PodRun::log_lines_dropped`] says how much older output did not fit).
+    pub fn logs(&self, name: &str) -> Vec<(LogStream, String)> {
+        self.logs.lines(name, self.restart_count(name))
     }
 
-    /// Every line container `name` wrote in its last run, in order (rotated files excluded).
-    pub fn logs(&self, name: &str) -> Vec<(LogStream, String)> {
-        let attempt = self.restart_count(name);
-        let path = self.pod_dir.log_file(name, attempt);
-        read_lines(&path).unwrap_or_default()
+    /// Every line container `name` wrote in run `restart` (0 is its first run).
+    pub fn logs_of_run(&self, name: &str, restart: u32) -> Vec<(LogStream, String)> {
+        self.logs.lines(name, restart)
+    }
+
+    /// How many of the oldest records (lines, or 16 KiB pieces of longer ones) of container
+    /// `name`'s last run were dropped to keep its output within 10 MiB.
+    pub fn log_lines_dropped(&self, name: &str) -> u64 {
+        self.logs.dropped(name, self.restart_count(name))
     }
 
     /// What container `name` wrote to stdout in its last run, one `\n` after each line.

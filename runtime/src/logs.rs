@@ -11,7 +11,12 @@
 //! `N.log` starts; at most [`Rotation::max_files`] files are kept, so a guest that floods its
 //! output can fill neither memory nor disk. An optional observer sees each record as it is
 //! written: that is how `wasmpod run` prints `[container] line`.
+//!
+//! Where the records are kept is the caller's choice, a [`LogSink`]: CRI files (the CLI),
+//! memory (the test harness, [`MemoryLogs`], bounded like the files), or only the observer
+//! (the shim, which writes containerd's FIFOs from it).
 
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -127,8 +132,140 @@ pub struct LogFile {
     pub rotation: Rotation,
 }
 
-/// The log of one container run: its CRI log file, if it has one, and its observer. Cheap to
-/// clone; all clones write the same file.
+/// Where a sandbox keeps its guests' output, beside its observer.
+#[derive(Debug, Clone)]
+pub enum LogSink {
+    /// CRI log files in the pod directory (`PodDir::log_file`), rotated as this says: what
+    /// kubelet reads and `wasmpod logs` prints.
+    Files(Rotation),
+    /// In memory, per container run, the newest records within [`MemoryLogs`]' bound: a test
+    /// reads them back without touching the disk.
+    Memory(MemoryLogs),
+    /// Nowhere: the observer is the only sink (the shim, which writes containerd's FIFOs and
+    /// lets containerd write the CRI files).
+    ObserverOnly,
+}
+
+impl Default for LogSink {
+    fn default() -> Self {
+        LogSink::Files(Rotation::default())
+    }
+}
+
+/// Guests' output kept in memory, per container run (`(container, restart count)`), as whole
+/// records. Each run keeps at most [`MemoryLogs::max_bytes`] of record contents, dropping its
+/// oldest records beyond that, so a flooding guest cannot fill memory (the bound rotation puts
+/// on log files). Cheap to clone; clones share the records.
+#[derive(Clone)]
+pub struct MemoryLogs {
+    runs: Arc<Mutex<HashMap<(String, u32), MemoryRun>>>,
+    max_bytes: usize,
+}
+
+impl std::fmt::Debug for MemoryLogs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryLogs")
+            .field("max_bytes", &self.max_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One container run's records in memory.
+#[derive(Default)]
+struct MemoryRun {
+    /// `(stream, partial, content)`, oldest first.
+    records: VecDeque<(LogStream, bool, String)>,
+    /// Bytes of content in `records`.
+    bytes: usize,
+    /// Records dropped from the front to stay within the bound.
+    dropped: u64,
+}
+
+impl Default for MemoryLogs {
+    /// 10 MiB per container run, as one rotated log file of kubelet's.
+    fn default() -> Self {
+        MemoryLogs::new(Rotation::default().max_size as usize)
+    }
+}
+
+impl MemoryLogs {
+    /// Empty logs keeping at most `max_bytes` of record contents per container run (at least
+    /// the newest record, whatever its size).
+    pub fn new(max_bytes: usize) -> Self {
+        MemoryLogs {
+            runs: Arc::default(),
+            max_bytes,
+        }
+    }
+
+    /// The bound on each run's kept contents.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
+    /// Container `name`'s run `attempt` (its restart count then) as whole lines, partial
+    /// records joined, oldest first; empty if it wrote nothing. Like [`read_lines`] of its log
+    /// file.
+    pub fn lines(&self, name: &str, attempt: u32) -> Vec<(LogStream, String)> {
+        let runs = self.lock();
+        let Some(run) = runs.get(&(name.to_owned(), attempt)) else {
+            return Vec::new();
+        };
+        let mut lines = Vec::new();
+        let mut pending: [String; 2] = Default::default();
+        for (stream, partial, content) in &run.records {
+            let slot = &mut pending[*stream as usize];
+            slot.push_str(content);
+            if !partial {
+                lines.push((*stream, std::mem::take(slot)));
+            }
+        }
+        lines
+    }
+
+    /// How many of run `attempt`'s oldest records were dropped to stay within the bound.
+    pub fn dropped(&self, name: &str, attempt: u32) -> u64 {
+        self.lock()
+            .get(&(name.to_owned(), attempt))
+            .map_or(0, |run| run.dropped)
+    }
+
+    /// Starts (or restarts: a run of the same attempt begins afresh) the record of a run.
+    fn begin(&self, name: &str, attempt: u32) -> MemoryTarget {
+        self.lock()
+            .insert((name.to_owned(), attempt), MemoryRun::default());
+        MemoryTarget {
+            logs: self.clone(),
+            key: (name.to_owned(), attempt),
+        }
+    }
+
+    fn push(&self, key: &(String, u32), stream: LogStream, partial: bool, content: &str) {
+        let mut runs = self.lock();
+        let run = runs.entry(key.clone()).or_default();
+        run.bytes += content.len();
+        run.records.push_back((stream, partial, content.to_owned()));
+        while run.bytes > self.max_bytes && run.records.len() > 1 {
+            if let Some((_, _, oldest)) = run.records.pop_front() {
+                run.bytes -= oldest.len();
+                run.dropped += 1;
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u32), MemoryRun>> {
+        self.runs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Where one container run's records go in a [`MemoryLogs`].
+struct MemoryTarget {
+    logs: MemoryLogs,
+    key: (String, u32),
+}
+
+/// The log of one container run: its CRI log file or its place in memory, if it has one, and
+/// its observer. Cheap to clone; all clones write the same file.
 #[derive(Clone)]
 pub struct ContainerLog {
     inner: Arc<Mutex<LogState>>,
@@ -142,8 +279,10 @@ impl std::fmt::Debug for ContainerLog {
 
 struct LogState {
     path: PathBuf,
-    /// `None` without a file: records go only to the observer.
+    /// `None` without a file: records go to memory or only to the observer.
     out: Option<BufWriter<File>>,
+    /// Records kept in memory instead of a file.
+    memory: Option<MemoryTarget>,
     /// Bytes in the current file.
     size: u64,
     rotation: Rotation,
@@ -154,20 +293,49 @@ struct LogState {
     failed: bool,
 }
 
+/// Where one container run's records go, besides its observer.
+#[derive(Debug)]
+pub enum LogTarget<'a> {
+    /// A CRI log file (created, truncated).
+    File(LogFile),
+    /// `logs`, as run `attempt` of container `name`.
+    Memory {
+        /// The pod's in-memory logs.
+        logs: &'a MemoryLogs,
+        /// The container.
+        name: &'a str,
+        /// Its restart count.
+        attempt: u32,
+    },
+    /// Only the observer.
+    None,
+}
+
 impl ContainerLog {
-    /// A log writing `file` (created, truncated) if given, and feeding `observer`.
-    pub fn create(file: Option<LogFile>, observer: Option<LogObserver>) -> std::io::Result<Self> {
-        let (path, out, rotation) = match file {
-            Some(LogFile { path, rotation }) => {
+    /// A log writing to `target` and feeding `observer`.
+    pub fn create(target: LogTarget<'_>, observer: Option<LogObserver>) -> std::io::Result<Self> {
+        let (path, out, rotation, memory) = match target {
+            LogTarget::File(LogFile { path, rotation }) => {
                 let out = BufWriter::with_capacity(MAX_RECORD + 64, File::create(&path)?);
-                (path, Some(out), rotation)
+                (path, Some(out), rotation, None)
             }
-            None => (PathBuf::new(), None, Rotation::default()),
+            LogTarget::Memory {
+                logs,
+                name,
+                attempt,
+            } => (
+                PathBuf::new(),
+                None,
+                Rotation::default(),
+                Some(logs.begin(name, attempt)),
+            ),
+            LogTarget::None => (PathBuf::new(), None, Rotation::default(), None),
         };
         Ok(ContainerLog {
             inner: Arc::new(Mutex::new(LogState {
                 path,
                 out,
+                memory,
                 size: 0,
                 rotation,
                 pending: Default::default(),
@@ -252,6 +420,9 @@ impl LogState {
                 let rotated = self.rotate();
                 self.note(rotated);
             }
+        }
+        if let Some(memory) = &self.memory {
+            memory.logs.push(&memory.key, stream, partial, content);
         }
         if let Some(observer) = &self.observer {
             observer(stream, content, partial);
@@ -366,7 +537,7 @@ mod tests {
             path: path.clone(),
             rotation: Rotation::default(),
         };
-        let log = ContainerLog::create(Some(file), None).expect("create log");
+        let log = ContainerLog::create(LogTarget::File(file), None).expect("create log");
         for (stream, bytes) in writes {
             log.write(*stream, bytes);
         }
@@ -432,7 +603,7 @@ mod rotation_tests {
             path: path.clone(),
             rotation,
         };
-        let log = ContainerLog::create(Some(file), None).expect("create log");
+        let log = ContainerLog::create(LogTarget::File(file), None).expect("create log");
         let line = [b'y'; 100];
         for i in 0..1000 {
             let mut bytes = line.to_vec();
@@ -455,5 +626,60 @@ mod rotation_tests {
         }
         let last = read_lines(&path).expect("current file");
         assert_eq!(last.last().map(|(_, l)| l.ends_with(" 999")), Some(true));
+    }
+
+    #[test]
+    fn memory_logs_keep_each_run_apart_and_the_newest_records_within_the_bound() {
+        let logs = MemoryLogs::new(1000);
+        let first = ContainerLog::create(
+            LogTarget::Memory {
+                logs: &logs,
+                name: "app",
+                attempt: 0,
+            },
+            None,
+        )
+        .expect("create log");
+        first.write(LogStream::Stdout, b"run 0\n");
+        first.finish();
+        let second = ContainerLog::create(
+            LogTarget::Memory {
+                logs: &logs,
+                name: "app",
+                attempt: 1,
+            },
+            None,
+        )
+        .expect("create log");
+        // 100 lines of ~100 bytes: ten times the bound.
+        for i in 0..100 {
+            second.write(
+                LogStream::Stdout,
+                format!("{:>96} {i:02}\n", "x").as_bytes(),
+            );
+        }
+        // A line longer than a record, and one without a newline at the end.
+        second.write(LogStream::Stderr, &vec![b'z'; MAX_RECORD + 5]);
+        second.write(LogStream::Stderr, b"\nlast words");
+        second.finish();
+
+        assert_eq!(
+            logs.lines("app", 0),
+            vec![(LogStream::Stdout, "run 0".into())]
+        );
+        assert_eq!(logs.dropped("app", 0), 0);
+        let lines = logs.lines("app", 1);
+        // Only the newest records within the bound are kept, whatever the guest wrote: the
+        // long line's first record alone passes it, so it went too, with the 100 lines before
+        // it; its last 5 bytes and the last words stay.
+        assert_eq!(
+            lines,
+            vec![
+                (LogStream::Stderr, "zzzzz".into()),
+                (LogStream::Stderr, "last words".into())
+            ]
+        );
+        assert_eq!(logs.dropped("app", 1), 101);
+        assert!(logs.lines("app", 2).is_empty() && logs.lines("other", 0).is_empty());
     }
 }

@@ -29,7 +29,7 @@ pub use exec::{DEFAULT_PATH, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, ExecConfig};
 
 use crate::engine::{Engine, Image};
 use crate::error::{ErrorKind, Result};
-use crate::logs::{LogStream, Rotation};
+use crate::logs::{LogSink, LogStream};
 use crate::net::{Network, NetworkConfig};
 use crate::spec::{ContainerSpec, PodSpec, VolumeSpec};
 use crate::volume::Volumes;
@@ -142,11 +142,10 @@ pub struct SandboxConfig {
     pub dir: PathBuf,
     /// Sees every guest output record as it is written.
     pub log_observer: Option<PodLogObserver>,
-    /// Where guests' output goes besides `log_observer`: CRI log files in the pod directory
-    /// ([`PodDir::log_file`]), rotated as this says; `None` writes no files and
-    /// `log_observer` is the only sink (the shim: containerd writes the CRI files from its
-    /// FIFOs). Default: files with [`Rotation::default`].
-    pub log_files: Option<Rotation>,
+    /// Where guests' output is kept besides `log_observer`: CRI log files in the pod
+    /// directory ([`PodDir::log_file`]), memory, or nowhere (the shim: containerd writes the
+    /// CRI files from its FIFOs). Default: files, rotated as kubelet rotates them.
+    pub logs: LogSink,
     /// Keep the emptyDirs when the sandbox is deleted (a test harness inspects them, then
     /// removes `dir`). Default: false.
     pub retain_volumes: bool,
@@ -180,7 +179,7 @@ impl SandboxConfig {
             volumes: Vec::new(),
             dir,
             log_observer: None,
-            log_files: Some(Rotation::default()),
+            logs: LogSink::default(),
             retain_volumes: false,
             network: NetworkConfig::default(),
             services: crate::engine::ServiceLimits::default(),

@@ -21,6 +21,7 @@ pub use process::{Finished, PodProcess, Prepare, Teardown};
 
 use crate::engine::{Engine, ExitStatus, Image};
 use crate::error::Result;
+use crate::logs::LogSink;
 use crate::pod::{ContainerConfig, PodDir, PodLogObserver, Sandbox, SandboxConfig};
 use crate::spec::{ContainerSpec, PodSpec, RestartPolicy};
 use crate::status::{ContainerRecord, Phase, PodStatus, State};
@@ -42,6 +43,9 @@ pub struct RunOptions {
     pub on_status: Option<StatusObserver>,
     /// Sees every guest output record.
     pub on_log: Option<PodLogObserver>,
+    /// Where guests' output is kept. Default: CRI log files in the pod directory, rotated as
+    /// kubelet rotates them (`wasmpod logs` reads them).
+    pub logs: LogSink,
     /// Sees the pod's network, before any container starts.
     pub on_network: Option<NetworkObserver>,
     /// Overrides the manifest's `terminationGracePeriodSeconds`.
@@ -74,6 +78,7 @@ impl Default for RunOptions {
             backoff_base: Duration::from_secs(10),
             on_status: None,
             on_log: None,
+            logs: LogSink::default(),
             on_network: None,
             grace_period: None,
             retain_volumes: false,
@@ -151,6 +156,7 @@ async fn run_pod(
 ) -> Result<PodStatus> {
     let mut config = SandboxConfig::for_pod(spec, dir.path().to_owned());
     config.log_observer = options.on_log.clone();
+    config.logs = options.logs.clone();
     config.retain_volumes = options.retain_volumes;
     config.network = options.network.clone();
     let sandbox = Sandbox::create(engine, config).await?;

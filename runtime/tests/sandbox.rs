@@ -92,7 +92,7 @@ async fn without_log_files_the_observer_is_the_only_sink() {
     let dir = tempfile::tempdir().expect("tempdir");
     let seen = Arc::new(Mutex::new(Vec::new()));
     let mut config = sandbox_config(dir.path(), vec![]);
-    config.log_files = None;
+    config.logs = wasmpod::logs::LogSink::ObserverOnly;
     config.log_observer = Some({
         let seen = seen.clone();
         Arc::new(move |container, stream, line, _| {

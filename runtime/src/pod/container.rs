@@ -77,7 +77,7 @@ pub struct ContainerStatus {
     /// How its guest ended.
     pub exit: Option<ExitStatus>,
     /// Its CRI log file; `None` when the sandbox writes none
-    /// ([`SandboxConfig::log_files`](crate::SandboxConfig::log_files)).
+    /// ([`SandboxConfig::logs`](crate::SandboxConfig::logs)).
     pub log_path: Option<PathBuf>,
     /// Its CPU time and memory.
     pub usage: Arc<Usage>,

@@ -11,7 +11,7 @@ use super::{
 use crate::engine::{Engine, Image, ImageError, Preopen};
 use crate::error::{Error, Result};
 use crate::hostdir::HostDir;
-use crate::logs::{ContainerLog, LogFile};
+use crate::logs::{ContainerLog, LogFile, LogSink, LogTarget};
 use crate::net::NameService;
 use crate::spec::ContainerSpec;
 use crate::volume::Volumes;
@@ -88,10 +88,15 @@ impl Sandbox {
         let pod_dir = self.dir();
         let given = config.image.clone();
         let (module, rootfs) = (config.spec.module.clone(), config.spec.rootfs.clone());
-        let log_file = self.shared.config.log_files.map(|rotation| LogFile {
-            path: pod_dir.log_file(&name, config.attempt),
-            rotation,
-        });
+        let sink = self.shared.config.logs.clone();
+        let attempt = config.attempt;
+        let log_file = match &sink {
+            LogSink::Files(rotation) => Some(LogFile {
+                path: pod_dir.log_file(&name, attempt),
+                rotation: *rotation,
+            }),
+            LogSink::Memory(_) | LogSink::ObserverOnly => None,
+        };
         let observer = self.log_observer(&name);
         let control_dir = pod_dir.control_dir(&name);
         let prepared = {
@@ -119,7 +124,16 @@ impl Sandbox {
                 fresh_dir(&control_dir)
                     .map_err(|e| setup(&name, Error::io("create directory", &control_dir, e)))?;
                 let log_path = log_file.as_ref().map(|f| f.path.clone());
-                let log = ContainerLog::create(log_file, observer).map_err(|e| {
+                let target = match (log_file, &sink) {
+                    (Some(file), _) => LogTarget::File(file),
+                    (None, LogSink::Memory(logs)) => LogTarget::Memory {
+                        logs,
+                        name: &name,
+                        attempt,
+                    },
+                    (None, _) => LogTarget::None,
+                };
+                let log = ContainerLog::create(target, observer).map_err(|e| {
                     setup(
                         &name,
                         Error::io("create log", log_path.unwrap_or_default(), e),

@@ -151,7 +151,7 @@ impl PodRuntime for WasmpodRuntime {
         config.hostname.clone_from(&request.hostname);
         // Guests' output goes to containerd's FIFOs only: containerd writes the CRI log files.
         config.log_observer = Some(self.sinks.observer());
-        config.log_files = None;
+        config.logs = wasmpod::logs::LogSink::ObserverOnly;
         match Sandbox::create(&self.engine, config).await {
             Ok(sandbox) => {
                 let mut inner = self.lock();
