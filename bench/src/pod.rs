@@ -129,14 +129,14 @@ impl PodStarter {
                 .iter()
                 .map(|c| c.module.clone())
                 .collect();
-            tokio::task::spawn_blocking(move || {
+            // Off the async threads' duty as the harness loads them (`PodProcess::prepare`).
+            wasmpod::blocking::unblocked(move || {
                 modules
                     .iter()
                     .map(|module| engine.load_image(module))
                     .collect::<Result<Vec<_>, _>>()
             })
-            .await
-            .context("join")??
+            .await?
         };
         steps.images = lap();
 

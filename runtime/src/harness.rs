@@ -365,9 +365,7 @@ impl PodBuilder {
         let engine = shared_engine()?;
         // Blocking (images compile on a cache miss): off the async threads.
         let process =
-            tokio::task::spawn_blocking(move || PodProcess::prepare(&engine, spec, prepare))
-                .await
-                .map_err(|e| Error::io("join", dir.path(), std::io::Error::other(e)))??;
+            crate::blocking::unblocked(move || PodProcess::prepare(&engine, spec, prepare)).await?;
         let deadline = tokio::time::Instant::now() + timeout;
         let (network_tx, network_rx) = tokio::sync::oneshot::channel();
         let network_tx = Mutex::new(Some(network_tx));

@@ -15,6 +15,7 @@
 //! - [`harness`]: runs test pods of your modules in your own `cargo test`.
 
 pub mod admission;
+pub mod blocking;
 pub mod engine;
 pub mod error;
 pub mod harness;

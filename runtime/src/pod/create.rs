@@ -21,23 +21,17 @@ impl Sandbox {
     #[tracing::instrument(name = "create_sandbox", skip_all, fields(pod = %config.name))]
     pub async fn create(engine: &Engine, config: SandboxConfig) -> Result<Sandbox> {
         let dir = config.dir.clone();
-        let existed = dir.exists();
         let volumes = config.volumes.clone();
-        let prepared = tokio::task::spawn_blocking(move || -> Result<Volumes> {
+        let volumes = crate::blocking::unblocked(move || -> Result<Volumes> {
+            let existed = dir.exists();
             std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
-            Ok(Volumes::prepare(&volumes, &PodDir::new(&dir))?)
-        })
-        .await
-        .map_err(|e| Error::io("join", &config.dir, std::io::Error::other(e)))?;
-        let volumes = match prepared {
-            Ok(volumes) => volumes,
-            Err(e) => {
-                if !existed {
-                    let _ = std::fs::remove_dir_all(&config.dir);
-                }
-                return Err(e);
+            let prepared = Volumes::prepare(&volumes, &PodDir::new(&dir));
+            if prepared.is_err() && !existed {
+                let _ = std::fs::remove_dir_all(&dir);
             }
-        };
+            Ok(prepared?)
+        })
+        .await?;
         tracing::debug!(pod = config.name, dir = %config.dir.display(), "sandbox created");
         Ok(Sandbox {
             shared: Arc::new(Shared {
@@ -101,7 +95,7 @@ impl Sandbox {
         let control_dir = pod_dir.control_dir(&name);
         let prepared = {
             let (name, control_dir) = (name.clone(), control_dir.clone());
-            tokio::task::spawn_blocking(move || -> Result<(Image, ContainerLog, Option<Rootfs>)> {
+            crate::blocking::unblocked(move || -> Result<(Image, ContainerLog, Option<Rootfs>)> {
                 let root = match rootfs {
                     Some(path) => Some(
                         HostDir::open(&path).map_err(|source| ImageError::Read { path, source })?,
@@ -141,8 +135,7 @@ impl Sandbox {
                 })?;
                 Ok((image, log, root))
             })
-            .await
-            .map_err(|e| Error::io("join", &config.spec.module, std::io::Error::other(e)))??
+            .await?
         };
         let (image, log, root) = prepared;
         let log_path = log.path();

@@ -22,7 +22,7 @@ use wasmtime_wasi::cli::{StdinStream, StdoutStream};
 
 use super::{CONTROL_DIR, ContainerState, PodError, Sandbox};
 use crate::engine::{Engine, ExitStatus, GuestIo, Image, ImageError, Preopen};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::hostdir::HostDir;
 use crate::toolbox;
 
@@ -104,14 +104,13 @@ impl Sandbox {
         let preopens = invocation.preopens.clone();
         let cwd = invocation.cwd.clone().unwrap_or_else(|| "/".to_owned());
         let pod_info = self.pod_info();
-        let command = tokio::task::spawn_blocking(move || {
+        let command = crate::blocking::unblocked(move || {
             if let Err(error) = write_pod_info(&control_dir, &pod_info) {
                 tracing::debug!(%error, "cannot write the pod's state for the toolbox");
             }
             resolve(&engine, &argv0, &cwd, &path, &preopens)
         })
-        .await
-        .map_err(|e| Error::io("join", "exec", std::io::Error::other(e)))?;
+        .await;
         let GuestIo { stdout, stderr } = config.io;
         let image = match command {
             Command::Wasm(image) => image,

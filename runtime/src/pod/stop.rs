@@ -94,9 +94,7 @@ impl Sandbox {
             // The hook's usage is its own, not the container's.
             invocation.usage = Default::default();
             let engine = self.shared.engine.clone();
-            let image = tokio::task::spawn_blocking(move || engine.load_image(&module))
-                .await
-                .map_err(|e| Error::io("join", "preStop", std::io::Error::other(e)))??;
+            let image = crate::blocking::unblocked(move || engine.load_image(&module)).await?;
             let io = GuestIo {
                 stdout: Box::new(log.stream(LogStream::Stdout)),
                 stderr: Box::new(log.stream(LogStream::Stderr)),

@@ -33,9 +33,7 @@ pub(super) async fn evict_on_size_limits(
             let Some(dir) = pod.sandbox.volume_dir(name) else {
                 continue;
             };
-            let used = tokio::task::spawn_blocking(move || dir.disk_usage())
-                .await
-                .unwrap_or(0);
+            let used = crate::blocking::unblocked(move || dir.disk_usage()).await;
             if used > *limit {
                 let message = format!(
                     "Usage of EmptyDir volume {name:?} exceeds the limit {:?}",
