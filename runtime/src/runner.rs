@@ -17,7 +17,7 @@ mod process;
 
 pub use backoff::Backoff;
 use eviction::evict_on_size_limits;
-pub use process::{Finished, PodProcess, Prepare, Teardown};
+pub use process::{Finished, PodHost, PodProcess, Prepare, Teardown};
 
 use crate::engine::{Engine, ExitStatus, Image};
 use crate::error::Result;

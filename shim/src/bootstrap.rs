@@ -36,8 +36,9 @@ use containerd_shim::protos::types::introspection::{RuntimeInfo, RuntimeVersion}
 use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::{Config, Error, Flags, Shim, StartOpts};
 use tokio_util::sync::CancellationToken;
-use wasmpod::host::{CgroupLimits, DEFAULT_PIDS_MAX, HostConfig, HostLayer, NetnsMode};
+use wasmpod::host::{CgroupLimits, DEFAULT_PIDS_MAX, HostConfig, NetnsMode};
 use wasmpod::pod::PodDir;
+use wasmpod::runner::PodHost;
 use wasmpod::{Engine, EngineConfig};
 
 use crate::bundle::{self, SandboxRequest, TaskKind};
@@ -153,12 +154,14 @@ fn prepare_host() -> HostSetup {
     let Ok(TaskKind::Sandbox(sandbox)) = bundle::load(&flags.id, &bundle) else {
         return Ok(None);
     };
-    if !wasmpod::host::privileged() {
-        return Ok(None);
-    }
-    let record = PodDir::new(pod_dir(&flags.namespace, &sandbox.id)).host_record();
-    let (config, name) = host_config(&sandbox);
-    Ok(Some(HostLayer::establish(&config, &name, &record)?))
+    // Without privileges the pod runs in the shim's own cgroup and the namespace it was
+    // started in.
+    let layer = wasmpod::host::privileged().then(|| host_config(&sandbox));
+    let host = PodHost::establish(
+        PodDir::new(pod_dir(&flags.namespace, &sandbox.id)),
+        layer.as_ref().map(|(config, name)| (config, name.as_str())),
+    )?;
+    Ok(Some(host))
 }
 
 /// The host layer of a CRI pod sandbox: the namespace CRI made (or the host's, for a

@@ -74,6 +74,17 @@ impl Default for Wasmpod {
     }
 }
 
+impl Drop for Wasmpod {
+    /// A `wasmpod` killed at a test's deadline leaves its host layer behind (its cgroup, its
+    /// veth, `medium: Memory` emptyDirs in /dev/shm): clean up after dead pod processes in
+    /// this private state directory, as the next `wasmpod` start in it would.
+    fn drop(&mut self) {
+        for dir in wasmpod::host::recover(&self.state_dir()) {
+            eprintln!("cleaned up after a dead pod process: {}", dir.display());
+        }
+    }
+}
+
 impl Wasmpod {
     /// A fresh setup.
     pub fn new() -> Self {

@@ -40,7 +40,8 @@ impl HostState {
 }
 
 /// Cleans up after every pod under `state_dir` whose process is gone: kills and removes its
-/// cgroup, deletes its veth, removes its emptyDirs and its record. Returns the pod directories
+/// cgroup, deletes its veth, removes its emptyDirs (`medium: Memory` ones in `/dev/shm` too)
+/// and its record. Returns the pod directories
 /// it cleaned.
 pub fn recover(state_dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(state_dir) else {
@@ -68,6 +69,9 @@ pub fn recover(state_dir: &Path) -> Vec<PathBuf> {
             tracing::warn!(%error, "cannot delete the veth of a dead pod");
         }
         let _ = crate::hostdir::remove_tree(&pod_dir.volumes());
+        for memory in pod_dir.memory_empty_dirs() {
+            let _ = crate::hostdir::remove_tree(&memory);
+        }
         let _ = crate::hostdir::remove_tree(&pod_dir.control_root());
         let _ = std::fs::remove_file(&record);
         cleaned.push(path);
@@ -105,10 +109,21 @@ mod tests {
         }
         .write(&PodDir::new(&live).host_record())
         .expect("write");
+        // `medium: Memory` emptyDirs live in /dev/shm, outside the pod directories.
+        let (dead_memory, live_memory) = (
+            PodDir::new(&dead).empty_dir_path("cache", true),
+            PodDir::new(&live).empty_dir_path("cache", true),
+        );
+        std::fs::create_dir_all(&dead_memory).expect("memory volume");
+        std::fs::create_dir_all(&live_memory).expect("memory volume");
         let cleaned = recover(state.path());
+        let live_memory_kept = live_memory.exists();
+        let _ = std::fs::remove_dir(&live_memory);
         assert_eq!(cleaned, vec![dead.clone()]);
         assert!(!PodDir::new(&dead).volumes().exists());
+        assert!(!dead_memory.exists(), "{}", dead_memory.display());
         assert!(!PodDir::new(&dead).host_record().exists());
         assert!(PodDir::new(&live).empty_dir_path("data", false).exists());
+        assert!(live_memory_kept);
     }
 }

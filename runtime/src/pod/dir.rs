@@ -53,15 +53,46 @@ impl PodDir {
     }
 
     /// Where emptyDir `name` goes: `(parent, directory name)`. A `memory` one goes to
-    /// `/dev/shm` (when the host has it) under a name derived from this pod directory's path,
-    /// so two pods never share one.
+    /// `/dev/shm` (when the host has it) as `wasmpod-<hash>-<name>`, the hash of this pod
+    /// directory's path, so two pods never share one and a pod's own are found by their
+    /// prefix ([`PodDir::memory_empty_dirs`]).
     pub fn empty_dir(&self, name: &str, memory: bool) -> (PathBuf, String) {
         if memory && Path::new(SHM).is_dir() {
-            let unique = self.volumes().to_string_lossy().replace('/', "_");
-            (PathBuf::from(SHM), format!("wasmpod{unique}_{name}"))
+            (
+                PathBuf::from(SHM),
+                format!("{}{name}", self.memory_prefix()),
+            )
         } else {
             (self.volumes(), name.to_owned())
         }
+    }
+
+    /// `wasmpod-<hash>-`: the start of this pod's `medium: Memory` emptyDirs' names. The hash
+    /// (sha256 of the pod directory's path, 96 bits) has a fixed length, so no other pod's
+    /// prefix starts with this one.
+    fn memory_prefix(&self) -> String {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(self.path.as_os_str().as_encoded_bytes());
+        format!("wasmpod-{}-", &hex::encode(digest)[..24])
+    }
+
+    /// The pod's `medium: Memory` emptyDirs that exist in `/dev/shm` (recovery after a crash
+    /// removes them; they are not under the pod directory).
+    pub fn memory_empty_dirs(&self) -> Vec<PathBuf> {
+        let prefix = self.memory_prefix();
+        let Ok(entries) = std::fs::read_dir(SHM) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter(|entry| {
+                entry
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|name| name.starts_with(&prefix))
+            })
+            .map(|entry| entry.path())
+            .collect()
     }
 
     /// The host path of emptyDir `name`.
@@ -144,10 +175,42 @@ mod tests {
             Path::new("/run/wasmpod/default_web_1/host.json")
         );
         if Path::new(SHM).is_dir() {
-            assert_eq!(
-                dir.empty_dir_path("mem", true),
-                Path::new("/dev/shm/wasmpod_run_wasmpod_default_web_1_volumes_mem")
+            let memory = dir.empty_dir_path("mem", true);
+            let name = memory
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            assert_eq!(memory.parent(), Some(Path::new(SHM)));
+            assert!(
+                name.starts_with("wasmpod-") && name.ends_with("-mem") && name.len() == 36,
+                "{name}"
             );
+            // Another pod's never share a name, even when one path starts with the other.
+            let other = PodDir::new("/run/wasmpod/default_web_1_volumes");
+            assert_ne!(other.empty_dir_path("mem", true), memory);
+            assert_ne!(other.memory_prefix(), dir.memory_prefix());
         }
+    }
+
+    #[test]
+    fn a_pods_memory_empty_dirs_are_found_by_their_prefix_only() {
+        if !Path::new(SHM).is_dir() {
+            return;
+        }
+        let state = tempfile::tempdir().expect("tempdir");
+        let pod = PodDir::new(state.path().join("default_web_1"));
+        let neighbour = PodDir::new(state.path().join("default_web_2"));
+        let mine = ["a", "b"].map(|v| pod.empty_dir_path(v, true));
+        let theirs = neighbour.empty_dir_path("a", true);
+        for dir in mine.iter().chain([&theirs]) {
+            std::fs::create_dir(dir).expect("memory emptyDir");
+        }
+        let mut found = pod.memory_empty_dirs();
+        found.sort();
+        let listed = found.clone();
+        for dir in mine.iter().chain([&theirs]) {
+            std::fs::remove_dir(dir).expect("remove");
+        }
+        assert_eq!(listed, mine.to_vec());
     }
 }

@@ -2,7 +2,9 @@
 //! pod, then the host layer) → [`PodProcess::run`] → [`PodProcess::teardown`].
 //!
 //! `wasmpod run` and the test harness are thin callers of this; what they choose is where the
-//! pod's output goes ([`RunOptions::on_log`]) and what they do with its final status.
+//! pod's output goes ([`RunOptions::on_log`], [`RunOptions::logs`]) and what they do with its
+//! final status. The shim, whose containers arrive one CRI call at a time (kubelet runs the
+//! pod's life), holds the host side alone: a [`PodHost`].
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,7 +15,7 @@ use crate::admission::{Admission, Node};
 use crate::engine::{Engine, Image};
 use crate::error::{Error, Result};
 use crate::host::{self, CgroupStats, HostConfig, HostError, HostLayer};
-use crate::pod::PodDir;
+use crate::pod::{PodDir, PodUsage};
 use crate::spec::PodSpec;
 use crate::status::{PodStatus, ProcessUsage};
 
@@ -42,16 +44,93 @@ impl Prepare {
     }
 }
 
+/// The host side of the process holding one pod, whatever runs the pod's life: its
+/// directory, its host layer (cgroup, network namespace) made and entered, the pod's usage as
+/// the host sees it, and the teardown of both. (What crashed pod processes left is
+/// [`host::recover`]'s: `PodProcess::prepare` calls it first; the shim, when containerd
+/// deletes a dead shim's task.)
+#[derive(Debug)]
+pub struct PodHost {
+    dir: PodDir,
+    layer: Option<HostLayer>,
+}
+
+impl PodHost {
+    /// The pod's host side in `dir`; with `host`, makes and enters its host layer
+    /// (`(config, name)`: what to make, and the name of the host objects made for the pod,
+    /// its cgroup and veth), recorded in `dir`. Call it before any runtime threads exist, so
+    /// they are born in the pod's network namespace. All or nothing: on error the layer is
+    /// undone and a directory this call made is removed. Blocking.
+    pub fn establish(dir: PodDir, host: Option<(&HostConfig, &str)>) -> Result<Self, HostError> {
+        let layer = host
+            .map(|(config, name)| HostLayer::establish(config, name, &dir.host_record()))
+            .transpose()?;
+        Ok(PodHost { dir, layer })
+    }
+
+    /// The pod's directory.
+    pub fn dir(&self) -> &PodDir {
+        &self.dir
+    }
+
+    /// What the host layer could not enforce (a missing cgroup controller...), one line each.
+    pub fn warnings(&self) -> &[String] {
+        self.layer.as_ref().map_or(&[], |layer| layer.warnings())
+    }
+
+    /// The host layer, when the pod has one.
+    pub fn layer(&self) -> Option<&HostLayer> {
+        self.layer.as_ref()
+    }
+
+    /// The pod's usage: its sandbox's own figures (`sandbox`), where the pod's cgroup counts
+    /// more (the whole process: runtime, compiled code, buffers) raised to the cgroup's.
+    pub fn usage(&self, sandbox: PodUsage) -> PodUsage {
+        let Some(stats) = self
+            .layer
+            .as_ref()
+            .and_then(HostLayer::cgroup)
+            .map(|c| c.stats())
+        else {
+            return sandbox;
+        };
+        let mut usage = sandbox;
+        usage.cpu_time = usage.cpu_time.max(stats.cpu_usage);
+        if let Some(current) = stats.memory_current {
+            usage.memory = current;
+            usage.memory_peak = usage.memory_peak.max(current);
+        }
+        usage
+    }
+
+    /// Undoes the host layer (reading its cgroup's figures first) and, with `remove_dir`,
+    /// removes the pod directory. Every step runs. Blocking.
+    pub fn teardown(mut self, remove_dir: bool) -> Teardown {
+        let cgroup = self
+            .layer
+            .as_ref()
+            .and_then(HostLayer::cgroup)
+            .map(|c| c.stats());
+        let error = self.layer.take().and_then(|layer| layer.destroy().err());
+        if remove_dir
+            && let Err(error) = crate::hostdir::remove_tree(self.dir.path())
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %self.dir.path().display(), %error, "cannot remove the pod directory");
+        }
+        Teardown { cgroup, error }
+    }
+}
+
 /// A pod admitted, its images loaded and its host layer made, ready to run.
 #[derive(Debug)]
 pub struct PodProcess {
     engine: Engine,
     spec: PodSpec,
-    dir: PodDir,
+    host: PodHost,
+    recovered: Vec<PathBuf>,
     /// Every container's image, by container name: loaded once, here.
     images: HashMap<String, Image>,
-    host: Option<HostLayer>,
-    recovered: Vec<PathBuf>,
     /// The pod's share of the node, given back when the process is dropped.
     _admission: Option<Admission>,
 }
@@ -87,19 +166,18 @@ impl PodProcess {
         let admission = prepare.node.as_ref().map(|n| n.admit(&spec)).transpose()?;
         let images = load_images(engine, &spec)?;
         let dir = PodDir::for_pod(&prepare.state_dir, &spec);
+        let name = dir.name();
         let recovered = host::recover(&prepare.state_dir);
-        let host = prepare
-            .host
-            .as_ref()
-            .map(|config| HostLayer::establish(config, &dir.name(), &dir.host_record()))
-            .transpose()?;
+        let host = PodHost::establish(
+            dir,
+            prepare.host.as_ref().map(|config| (config, name.as_str())),
+        )?;
         Ok(PodProcess {
             engine: engine.clone(),
             spec,
-            dir,
-            images,
             host,
             recovered,
+            images,
             _admission: admission,
         })
     }
@@ -111,7 +189,7 @@ impl PodProcess {
 
     /// The pod's directory.
     pub fn dir(&self) -> &PodDir {
-        &self.dir
+        self.host.dir()
     }
 
     /// The pod directories of crashed pod processes that [`PodProcess::prepare`] cleaned up.
@@ -122,7 +200,7 @@ impl PodProcess {
     /// What the host layer could not enforce (a missing cgroup controller...), one line each;
     /// each is also a condition of the pod's status.
     pub fn warnings(&self) -> &[String] {
-        self.host.as_ref().map_or(&[], |h| h.warnings())
+        self.host.warnings()
     }
 
     /// Runs the pod to its end (see [`crate::runner`]) and returns its final status. The
@@ -133,7 +211,7 @@ impl PodProcess {
         super::run_pod(
             &self.engine,
             &self.spec,
-            &self.dir,
+            self.host.dir(),
             &self.images,
             &warnings,
             options,
@@ -145,17 +223,8 @@ impl PodProcess {
     /// Undoes the host layer (reading its cgroup's figures first) and, with `remove_dir`,
     /// removes the pod directory. Every step runs.
     #[tracing::instrument(skip_all, fields(pod = %self.spec.name))]
-    pub fn teardown(mut self, remove_dir: bool) -> Teardown {
-        let cgroup = self
-            .host
-            .as_ref()
-            .and_then(HostLayer::cgroup)
-            .map(|c| c.stats());
-        let error = self.host.take().and_then(|host| host.destroy().err());
-        if remove_dir && let Err(error) = crate::hostdir::remove_tree(self.dir.path()) {
-            tracing::warn!(dir = %self.dir.path().display(), %error, "cannot remove the pod directory");
-        }
-        Teardown { cgroup, error }
+    pub fn teardown(self, remove_dir: bool) -> Teardown {
+        self.host.teardown(remove_dir)
     }
 
     /// The whole life of a process that holds only this pod: a tokio runtime of its own,
@@ -169,7 +238,7 @@ impl PodProcess {
         remove_dir: bool,
     ) -> Result<Finished> {
         let runtime = tokio::runtime::Runtime::new()
-            .map_err(|e| Error::io("start tokio runtime", self.dir.path(), e))?;
+            .map_err(|e| Error::io("start tokio runtime", self.host.dir().path(), e))?;
         let result = runtime.block_on(async {
             if options.follow_signals {
                 tokio::spawn(stop_on_signals(shutdown.clone()));
@@ -177,7 +246,7 @@ impl PodProcess {
             self.run(options, shutdown).await
         });
         drop(runtime);
-        let dir = (!remove_dir).then(|| self.dir.clone());
+        let dir = (!remove_dir).then(|| self.host.dir().clone());
         let teardown = self.teardown(remove_dir);
         let mut status = match result {
             Ok(status) => status,

@@ -9,9 +9,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 use wasmpod::engine::GuestIo;
-use wasmpod::host::{HostError, HostLayer};
+use wasmpod::host::HostError;
 use wasmpod::hostdir::HostDir;
-use wasmpod::pod::ExecConfig;
+use wasmpod::pod::{ExecConfig, PodDir};
+use wasmpod::runner::PodHost;
 use wasmpod::{ContainerConfig, Engine, ExitStatus, Sandbox, SandboxConfig};
 use wasmtime_wasi::cli::{OutputFile, StdinStream, StdoutStream};
 
@@ -24,9 +25,10 @@ use crate::error::TaskError;
 use crate::layers::ContentStore;
 use crate::task::TERM_GRACE;
 
-/// What the bootstrap made of the host layer for the pod, before any thread started:
-/// `Ok(None)` when the pod has none (a `ctr run` container, or an unprivileged shim).
-pub type HostSetup = Result<Option<HostLayer>, HostError>;
+/// What the bootstrap made of the pod's host side, before any thread started (with a host
+/// layer when the shim is privileged): `Ok(None)` when the process's first task is not a pod
+/// sandbox (a `ctr run` container), whose host side is made with the sandbox.
+pub type HostSetup = Result<Option<PodHost>, HostError>;
 
 /// The real runtime: a wasmpod sandbox, its containers' stdio and rootfs mounts.
 #[derive(Debug)]
@@ -44,7 +46,7 @@ pub struct WasmpodRuntime {
 struct Inner {
     /// Taken by `create_sandbox`.
     host_setup: Option<HostSetup>,
-    host: Option<HostLayer>,
+    host: Option<PodHost>,
     sandbox: Option<Sandbox>,
     /// Mounted rootfs directories, by container id.
     rootfs: HashMap<String, PathBuf>,
@@ -140,12 +142,17 @@ fn in_rootfs(spec: &wasmpod::spec::ContainerSpec) -> bool {
 #[async_trait]
 impl PodRuntime for WasmpodRuntime {
     async fn create_sandbox(&self, request: &SandboxRequest) -> Result<(), TaskError> {
-        let host = match self.lock().host_setup.take() {
+        let setup = self.lock().host_setup.take();
+        let host = match setup {
             Some(Err(error)) => return Err(TaskError::Runtime(error.into())),
-            Some(Ok(host)) => host,
-            None => None,
+            Some(Ok(Some(host))) => host,
+            // No host layer to make: nothing blocks.
+            Some(Ok(None)) | None => {
+                PodHost::establish(PodDir::new(self.state_root.join(&request.id)), None)
+                    .map_err(|error| TaskError::Runtime(error.into()))?
+            }
         };
-        let mut config = SandboxConfig::new(&request.name, self.state_root.join(&request.id));
+        let mut config = SandboxConfig::new(&request.name, host.dir().path().to_owned());
         config.namespace.clone_from(&request.namespace);
         config.uid.clone_from(&request.uid);
         config.hostname.clone_from(&request.hostname);
@@ -156,7 +163,7 @@ impl PodRuntime for WasmpodRuntime {
             Ok(sandbox) => {
                 let mut inner = self.lock();
                 inner.sandbox = Some(sandbox);
-                inner.host = host;
+                inner.host = Some(host);
                 tracing::info!(
                     pod = request.name,
                     namespace = request.namespace,
@@ -165,9 +172,8 @@ impl PodRuntime for WasmpodRuntime {
                 Ok(())
             }
             Err(error) => {
-                if let Some(host) = host
-                    && let Err(cleanup) = host.destroy()
-                {
+                let undone = wasmpod::blocking::unblocked(move || host.teardown(true)).await;
+                if let Some(cleanup) = undone.error {
                     tracing::warn!(error = %cleanup, "cannot undo the host layer");
                 }
                 Err(error.into())
@@ -297,23 +303,16 @@ impl PodRuntime for WasmpodRuntime {
 
     fn sandbox_usage(&self) -> Usage {
         let inner = self.lock();
-        let mut usage = inner.sandbox.as_ref().map_or(Usage::default(), |sandbox| {
-            let pod = sandbox.usage();
-            Usage {
-                cpu: pod.cpu_time,
-                memory: pod.memory,
-                memory_peak: pod.memory_peak,
-            }
-        });
-        if let Some(cgroup) = inner.host.as_ref().and_then(HostLayer::cgroup) {
-            let stats = cgroup.stats();
-            usage.cpu = usage.cpu.max(stats.cpu_usage);
-            if let Some(current) = stats.memory_current {
-                usage.memory = current;
-                usage.memory_peak = usage.memory_peak.max(current);
-            }
+        let Some(sandbox) = inner.sandbox.as_ref() else {
+            return Usage::default();
+        };
+        let pod = sandbox.usage();
+        let pod = inner.host.as_ref().map_or(pod, |host| host.usage(pod));
+        Usage {
+            cpu: pod.cpu_time,
+            memory: pod.memory,
+            memory_peak: pod.memory_peak,
         }
-        usage
     }
 
     async fn delete_sandbox(&self) -> Result<(), TaskError> {
@@ -328,19 +327,15 @@ impl PodRuntime for WasmpodRuntime {
         let mut result = Ok(());
         if let Some(sandbox) = sandbox {
             result = sandbox.delete().await.map_err(TaskError::from);
-            let dir = sandbox.config().dir.clone();
-            if let Err(error) = wasmpod::hostdir::remove_tree(&dir)
-                && error.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::warn!(dir = %dir.display(), %error, "cannot remove pod directory");
-            }
         }
-        if let Some(host) = host
-            && let Err(error) = host.destroy()
-        {
-            tracing::warn!(%error, "cannot tear down the host layer");
-            if result.is_ok() {
-                result = Err(TaskError::Runtime(error.into()));
+        if let Some(host) = host {
+            // The host layer and the pod directory, with what the sandbox left in it.
+            let undone = wasmpod::blocking::unblocked(move || host.teardown(true)).await;
+            if let Some(error) = undone.error {
+                tracing::warn!(%error, "cannot tear down the host layer");
+                if result.is_ok() {
+                    result = Err(TaskError::Runtime(error.into()));
+                }
             }
         }
         result
