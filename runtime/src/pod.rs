@@ -290,6 +290,7 @@ impl Sandbox {
 
     /// What the sandbox's containers use together: their CPU time, the memory they hold now,
     /// and the sum of their peaks (each container's own, so an upper bound of the pod's).
+    #[tracing::instrument(level = "trace", skip_all, fields(pod = %self.shared.config.name))]
     pub fn usage(&self) -> PodUsage {
         let state = self.lock();
         state
@@ -303,6 +304,7 @@ impl Sandbox {
     }
 
     /// The statuses of every container, by name.
+    #[tracing::instrument(level = "trace", skip_all, fields(pod = %self.shared.config.name))]
     pub fn container_statuses(&self) -> HashMap<String, ContainerStatus> {
         let state = self.lock();
         state
@@ -313,6 +315,7 @@ impl Sandbox {
     }
 
     /// The status of container `name`.
+    #[tracing::instrument(level = "trace", skip_all, fields(pod = %self.shared.config.name, container = name))]
     pub fn container_status(&self, name: &str) -> Result<ContainerStatus> {
         let state = self.lock();
         Ok(self.find(&state, name)?.status())

@@ -93,6 +93,7 @@ impl Sandbox {
 
     /// Gives created container `name`'s guest `stdin` (CRI's `stdin: true`, `kubectl run -i`,
     /// `kubectl attach -i`); without it, the guest's stdin reads as empty.
+    #[tracing::instrument(skip_all, fields(pod = %self.shared.config.name, container = name))]
     pub fn attach_stdin(&self, name: &str, stdin: Box<dyn StdinStream + Sync>) -> Result<()> {
         let mut state = self.lock();
         let container = state
