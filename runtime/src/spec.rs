@@ -13,13 +13,17 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use parse::{parse_pod, parse_pod_file};
+pub use parse::{Manifest, parse_manifest, parse_manifest_file, parse_pod, parse_pod_file};
 pub use quantity::{parse_cpu_millis, parse_memory_bytes};
 
-/// A manifest error: the field path (`spec.containers[0].image`) and what is wrong with it.
+/// A manifest error: the document of a multi-document file it is in (`document 2 (ConfigMap
+/// "settings")`), the field path (`spec.containers[0].image`) and what is wrong with it, on
+/// one line: `document 2 (ConfigMap "settings"): data: ...`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}: {message}")]
+#[error("{}", self.line())]
 pub struct SpecError {
+    /// Which document of a file with several; empty for a file of one.
+    pub document: String,
     /// The path of the offending field, as kubectl prints it; empty for whole-document errors.
     pub path: String,
     /// What is wrong, lowercase, without a trailing period.
@@ -30,9 +34,29 @@ impl SpecError {
     /// A new error at `path`.
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
         SpecError {
+            document: String::new(),
             path: path.into(),
             message: message.into(),
         }
+    }
+
+    /// This error, said to be in `document`.
+    pub fn in_document(mut self, document: impl Into<String>) -> Self {
+        self.document = document.into();
+        self
+    }
+
+    /// `document: path: message`, the empty parts left out.
+    fn line(&self) -> String {
+        [
+            self.document.as_str(),
+            self.path.as_str(),
+            self.message.as_str(),
+        ]
+        .into_iter()
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(": ")
     }
 }
 

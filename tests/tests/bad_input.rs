@@ -61,6 +61,23 @@ fn unknown_kind() {
 }
 
 #[test]
+fn a_missing_config_map_key_names_the_document_and_the_field() {
+    let config_map =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {mode: fast}\n---\n";
+    let env =
+        "    env: [{name: MODE, valueFrom: {configMapKeyRef: {name: settings, key: speed}}}]\n";
+    let containers = container("web", guests::ENV_P1, env);
+    refused(
+        &format!("{config_map}{}", pod(&containers, "")),
+        "document 2 (Pod \"bad\"): spec.containers[0].env[0].valueFrom.configMapKeyRef.key: \"speed\" not found in configmap \"settings\"",
+    );
+    refused(
+        &pod(&container("web", guests::ENV_P1, env), ""),
+        "spec.containers[0].env[0].valueFrom.configMapKeyRef: configmap \"settings\" not found",
+    );
+}
+
+#[test]
 fn duplicate_container_names() {
     let containers =
         container("web", guests::HELLO_P1, "") + &container("web", guests::HELLO_P2, "");

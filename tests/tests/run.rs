@@ -252,6 +252,62 @@ spec:
     }
 }
 
+/// A file as `kubectl create configmap`/`secret ... --dry-run=client -o yaml` and a pod print
+/// them together: the pod's env reads both.
+#[test]
+fn config_maps_and_secrets_beside_the_pod_reach_its_env() {
+    let wasmpod = Wasmpod::new();
+    let manifest = format!(
+        r#"apiVersion: v1
+data:
+  mode: fast
+  retries: "3"
+kind: ConfigMap
+metadata:
+  creationTimestamp: null
+  name: settings
+---
+apiVersion: v1
+data:
+  password: aHVudGVyMg==
+kind: Secret
+metadata:
+  creationTimestamp: null
+  name: creds
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: configured}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: app
+    image: {p2}
+    envFrom:
+    - configMapRef: {{name: settings}}
+      prefix: APP_
+    env:
+    - {{name: PASSWORD, valueFrom: {{secretKeyRef: {{name: creds, key: password}}}}}}
+    - {{name: DSN, value: "db://$(APP_mode)/$(APP_retries)"}}
+"#,
+        p2 = guests::ENV_P2,
+    );
+    let out = wasmpod.run_json(&manifest, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines = out.lines_of("app");
+    for expected in [
+        "APP_mode=fast",
+        "APP_retries=3",
+        "PASSWORD=hunter2",
+        "DSN=db://fast/3",
+    ] {
+        assert!(
+            lines.contains(&expected.to_owned()),
+            "{expected} missing: {lines:?}"
+        );
+    }
+}
+
 #[test]
 fn a_read_only_host_path_refuses_writes_and_the_host_file_is_unchanged() {
     let wasmpod = Wasmpod::new();

@@ -11,6 +11,7 @@ use super::lifecycle::convert_lifecycle;
 use super::metadata::Meta;
 use super::mount::convert_mounts;
 use super::names::check_element_name;
+use super::objects::Objects;
 use super::policy::{
     NOT_APPLICABLE, absolute_guest_path, convert_list, ignore_fields, is_true, non_empty, nonempty,
     nonempty_str, reject_fields,
@@ -25,6 +26,8 @@ use crate::spec::{ContainerSpec, SpecError};
 pub(super) struct PodContext<'a> {
     /// The pod's converted metadata, for `valueFrom.fieldRef`.
     pub(super) meta: &'a Meta,
+    /// The file's ConfigMaps and Secrets, for `valueFrom` and `envFrom`.
+    pub(super) objects: &'a Objects,
     /// The manifest's directory, which relative images are resolved against.
     pub(super) base_dir: &'a Path,
     /// The names of `spec.volumes`, which mounts must name.
@@ -91,7 +94,6 @@ fn convert_container(
     reject_fields(
         p,
         &[
-            ("envFrom", nonempty(&env_from)),
             ("livenessProbe", liveness_probe.is_some()),
             ("readinessProbe", readiness_probe.is_some()),
             ("startupProbe", startup_probe.is_some()),
@@ -120,7 +122,13 @@ fn convert_container(
         check_security_context(security_context, &p.field("securityContext"))?;
     }
     let (image, module) = resolve_image(image, &p.field("image"), context.base_dir)?;
-    let env = convert_env(env.unwrap_or_default(), &p.field("env"), context.meta)?;
+    let env = convert_env(
+        env_from.unwrap_or_default(),
+        env.unwrap_or_default(),
+        p,
+        context.meta,
+        context.objects,
+    )?;
     let argv = compose_argv(
         &module,
         &command.unwrap_or_default(),
@@ -209,7 +217,6 @@ mod tests {
             ("stdin: true", "stdin"),
             ("stdinOnce: true", "stdinOnce"),
             ("tty: true", "tty"),
-            ("envFrom: [{configMapRef: {name: cfg}}]", "envFrom"),
             (
                 "volumeDevices: [{name: d, devicePath: /dev/xvda}]",
                 "volumeDevices",

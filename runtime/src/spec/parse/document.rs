@@ -1,20 +1,108 @@
 //! Text → [`Value`] → typed [`core::Pod`]: syntax, `kind`/`apiVersion`, `null`s, field types,
 //! and the round trip that finds keys the typed pod does not know.
 
-use k8s_openapi::api::core::v1 as core;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::field_path::FieldPath;
 use crate::spec::SpecError;
 
-/// Parses YAML (or JSON) into a value; syntax errors become one-line messages with a location.
+/// What kind of object a document is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// `kind: Pod`.
+    Pod,
+    /// `kind: ConfigMap`.
+    ConfigMap,
+    /// `kind: Secret`.
+    Secret,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Pod => "Pod",
+            Kind::ConfigMap => "ConfigMap",
+            Kind::Secret => "Secret",
+        }
+    }
+}
+
+/// One object of a manifest file.
+#[derive(Debug)]
+pub(super) struct Object {
+    /// Its kind.
+    pub(super) kind: Kind,
+    /// Its value, `null`s removed.
+    pub(super) value: Value,
+    /// How errors name it in a file of several: `document 2 (ConfigMap "settings")`.
+    pub(super) label: String,
+}
+
+/// Every object of `text`: YAML documents separated by `---` (or one JSON document), empty
+/// documents skipped, the items of a `kind: List` in its place, as kubectl reads a file.
 ///
-/// The text is read twice: as a YAML value first, which rejects duplicate keys (as
+/// The text is read twice: as YAML values first, which rejects duplicate keys (as
 /// `kubectl --validate=strict` does) where a JSON value would silently keep the last one.
-pub(super) fn parse_document(text: &str) -> Result<Value, SpecError> {
-    serde_yaml::from_str::<serde_yaml::Value>(text)
-        .and_then(|_| serde_yaml::from_str::<Value>(text))
-        .map_err(|e| SpecError::new("", yaml_error_message(&e)))
+/// Syntax errors become one-line messages with a location.
+pub(super) fn parse_objects(text: &str) -> Result<Vec<Object>, SpecError> {
+    use serde::Deserialize as _;
+    let syntax = |e: serde_yaml::Error| SpecError::new("", yaml_error_message(&e));
+    let mut count = 0;
+    for document in serde_yaml::Deserializer::from_str(text) {
+        if !serde_yaml::Value::deserialize(document)
+            .map_err(syntax)?
+            .is_null()
+        {
+            count += 1;
+        }
+    }
+    // Errors name their document only in a file of several.
+    let named = |label: &str| {
+        let label = (count > 1).then(|| label.to_owned());
+        move |e: SpecError| match label {
+            Some(label) => e.in_document(label),
+            None => e,
+        }
+    };
+    let mut objects = Vec::new();
+    let documents = serde_yaml::Deserializer::from_str(text)
+        .map(Value::deserialize)
+        .filter(|value| !matches!(value, Ok(Value::Null)));
+    for (n, document) in documents.enumerate() {
+        let label = format!("document {}", n + 1);
+        let mut value = document.map_err(syntax)?;
+        strip_null_values(&mut value);
+        match check_type_meta(&value).map_err(named(&label))? {
+            Some(kind) => objects.push(Object::new(kind, value, label)),
+            None => {
+                let Some(Value::Array(items)) = value.get_mut("items").map(Value::take) else {
+                    return Err(named(&label)(FieldPath::root("items").required()));
+                };
+                for (i, item) in items.into_iter().enumerate() {
+                    let label = format!("{label} items[{i}]");
+                    match check_type_meta(&item).map_err(|e| e.in_document(&label))? {
+                        Some(kind) => objects.push(Object::new(kind, item, label)),
+                        None => {
+                            return Err(FieldPath::root("kind")
+                                .error("a List cannot hold a List")
+                                .in_document(label));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(objects)
+}
+
+impl Object {
+    fn new(kind: Kind, value: Value, label: String) -> Self {
+        let label = match value.pointer("/metadata/name").and_then(Value::as_str) {
+            Some(name) => format!("{label} ({} {name:?})", kind.name()),
+            None => format!("{label} ({})", kind.name()),
+        };
+        Object { kind, value, label }
+    }
 }
 
 /// `invalid YAML at line L column C: <what>`, on one line.
@@ -36,35 +124,41 @@ fn one_line(message: &str) -> String {
     joined.trim_end_matches('.').to_string()
 }
 
-/// Checks that the document is a mapping with `kind: Pod` and `apiVersion: v1`.
-pub(super) fn check_type_meta(doc: &Value) -> Result<(), SpecError> {
+/// What wasmpod runs, for messages.
+const RUNS: &str = "wasmpod runs v1 Pods, ConfigMaps and Secrets (and Lists of them)";
+
+/// Checks that the document is a mapping with a `kind` wasmpod reads and `apiVersion: v1`;
+/// `None` for a `kind: List`.
+fn check_type_meta(doc: &Value) -> Result<Option<Kind>, SpecError> {
     let Value::Object(map) = doc else {
         return Err(SpecError::new(
             "",
             format!(
-                "expected a pod manifest (a mapping), got {}",
+                "expected a Kubernetes object (a mapping), got {}",
                 value_kind(doc)
             ),
         ));
     };
-    check_type_field(map, "kind", "Pod", "unknown kind")?;
-    check_type_field(map, "apiVersion", "v1", "unsupported value")
-}
-
-/// The top-level `field` must be the string `want`; anything else is
-/// `<field>: <wrong> <value>: wasmpod runs v1 Pod manifests`.
-fn check_type_field(
-    map: &Map<String, Value>,
-    field: &str,
-    want: &str,
-    wrong: &str,
-) -> Result<(), SpecError> {
-    let p = FieldPath::root(field);
-    match map.get(field) {
-        Some(Value::String(value)) if value == want => Ok(()),
+    let p = FieldPath::root("kind");
+    let kind = match map.get("kind") {
+        Some(Value::String(kind)) => match kind.as_str() {
+            "Pod" => Some(Kind::Pod),
+            "ConfigMap" => Some(Kind::ConfigMap),
+            "Secret" => Some(Kind::Secret),
+            "List" => None,
+            other => return Err(p.error(format!("unknown kind {other:?}: {RUNS}"))),
+        },
+        None | Some(Value::Null) => return Err(p.required()),
+        Some(other) => {
+            return Err(p.error(format!("unknown kind {}: {RUNS}", display_scalar(other))));
+        }
+    };
+    let p = FieldPath::root("apiVersion");
+    match map.get("apiVersion") {
+        Some(Value::String(version)) if version == "v1" => Ok(kind),
         None | Some(Value::Null) => Err(p.required()),
         Some(other) => Err(p.error(format!(
-            "{wrong} {}: wasmpod runs v1 Pod manifests",
+            "unsupported value {}: {RUNS}",
             display_scalar(other)
         ))),
     }
@@ -102,8 +196,8 @@ pub(super) fn strip_null_values(value: &mut Value) {
     }
 }
 
-/// Deserializes the typed pod; errors name the offending field.
-pub(super) fn deserialize_pod(doc: &Value) -> Result<core::Pod, SpecError> {
+/// Deserializes a typed object (a Pod, a ConfigMap...); errors name the offending field.
+pub(super) fn deserialize<T: serde::de::DeserializeOwned>(doc: &Value) -> Result<T, SpecError> {
     serde_path_to_error::deserialize(doc).map_err(|e| {
         let path = serde_path(e.path());
         let message = one_line(&e.inner().to_string());
@@ -131,10 +225,13 @@ fn serde_path(path: &serde_path_to_error::Path) -> FieldPath {
         })
 }
 
-/// Rejects keys of `doc` that the typed pod dropped while deserializing.
-pub(super) fn check_unknown_fields(doc: &Value, pod: &core::Pod) -> Result<(), SpecError> {
-    let known = serde_json::to_value(pod)
-        .map_err(|e| SpecError::new("", format!("re-serialize pod: {e}")))?;
+/// Rejects keys of `doc` that the typed object dropped while deserializing.
+pub(super) fn check_unknown_fields<T: serde::Serialize>(
+    doc: &Value,
+    object: &T,
+) -> Result<(), SpecError> {
+    let known = serde_json::to_value(object)
+        .map_err(|e| SpecError::new("", format!("re-serialize: {e}")))?;
     match find_unknown_field(doc, &known, FieldPath::default()) {
         Some(path) => Err(path.error("unknown field")),
         None => Ok(()),
@@ -185,19 +282,16 @@ mod tests {
         assert!(e.message.contains(" column "), "{e}");
         assert!(!e.message.contains('\n'));
         let e = err("a: b: c\n");
-        assert!(e.starts_with(": invalid YAML at line 1 column 5: "), "{e}");
+        assert!(e.starts_with("invalid YAML at line 1 column 5: "), "{e}");
     }
 
     #[test]
     fn document_must_be_a_mapping() {
         assert_eq!(
             err("- a\n- b\n"),
-            ": expected a pod manifest (a mapping), got a list"
+            "expected a Kubernetes object (a mapping), got a list"
         );
-        assert_eq!(
-            err(""),
-            ": expected a pod manifest (a mapping), got an empty document"
-        );
+        assert_eq!(err(""), "expected one Pod in the manifest, found 0");
     }
 
     #[test]
@@ -205,13 +299,15 @@ mod tests {
         assert_errors(&[
             (
                 "apiVersion: apps/v1\nkind: Deployment\n",
-                "kind: unknown kind \"Deployment\": wasmpod runs v1 Pod manifests",
+                "kind: unknown kind \"Deployment\": wasmpod runs v1 Pods, ConfigMaps and Secrets \
+                 (and Lists of them)",
             ),
             ("apiVersion: v1\n", "kind: required value"),
             ("kind: Pod\n", "apiVersion: required value"),
             (
                 "apiVersion: v2\nkind: Pod\n",
-                "apiVersion: unsupported value \"v2\": wasmpod runs v1 Pod manifests",
+                "apiVersion: unsupported value \"v2\": wasmpod runs v1 Pods, ConfigMaps and \
+                 Secrets (and Lists of them)",
             ),
         ]);
     }

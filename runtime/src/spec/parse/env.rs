@@ -6,7 +6,8 @@ use k8s_openapi::api::core::v1 as core;
 use super::field_path::FieldPath;
 use super::metadata::Meta;
 use super::names::check_name;
-use super::policy::{differs_from, non_empty, reject_fields};
+use super::objects::{ObjectKind, Objects};
+use super::policy::{differs_from, is_true, non_empty, reject_fields};
 use crate::spec::SpecError;
 
 /// Expands Kubernetes `$(VAR)` references from `env`, as the kubelet does: `$$` is a literal
@@ -52,17 +53,30 @@ fn lookup<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, value)| value.as_str())
 }
 
-/// `env`: literal values (with `$(VAR)` references to earlier entries expanded) and
-/// `valueFrom.fieldRef` on the pod's metadata. A repeated name keeps its first position and
-/// takes the last value, as the kubelet does.
+/// A container's environment: `envFrom` first (every key of each ConfigMap or Secret, with the
+/// source's `prefix`), then `env`: literal values (with `$(VAR)` references to earlier entries
+/// expanded), `valueFrom.fieldRef` on the pod's metadata, `configMapKeyRef` and `secretKeyRef`
+/// on the file's objects. A repeated name keeps its first position and takes the last value,
+/// as the kubelet does; an `optional` reference to a missing object or key sets nothing.
 pub(super) fn convert_env(
+    env_from: Vec<core::EnvFromSource>,
     vars: Vec<core::EnvVar>,
-    p: &FieldPath,
+    container: &FieldPath,
     meta: &Meta,
+    objects: &Objects,
 ) -> Result<Vec<(String, String)>, SpecError> {
     let mut env: Vec<(String, String)> = Vec::with_capacity(vars.len());
+    for (i, source) in env_from.into_iter().enumerate() {
+        let p = container.field("envFrom").index(i);
+        let Some((prefix, data)) = env_from_source(source, &p, meta, objects)? else {
+            continue;
+        };
+        for (key, value) in data {
+            set(&mut env, format!("{prefix}{key}"), value);
+        }
+    }
     for (i, var) in vars.into_iter().enumerate() {
-        let p = p.index(i);
+        let p = container.field("env").index(i);
         let core::EnvVar {
             name,
             value,
@@ -76,15 +90,100 @@ pub(super) fn convert_env(
                     .error("may not be specified when value is not empty"));
             }
             (Some(value), None) => expand(&value, &env),
-            (None, Some(source)) => resolve_env_source(source, &p.field("valueFrom"), meta)?,
+            (None, Some(source)) => {
+                match resolve_env_source(source, &p.field("valueFrom"), meta, objects)? {
+                    Some(value) => value,
+                    None => continue,
+                }
+            }
             (None, None) => String::new(),
         };
-        match env.iter_mut().find(|(key, _)| *key == name) {
-            Some(existing) => existing.1 = value,
-            None => env.push((name, value)),
-        }
+        set(&mut env, name, value);
     }
     Ok(env)
+}
+
+/// Sets `name` in `env`: in place when it is there, else at the end.
+fn set(env: &mut Vec<(String, String)>, name: String, value: String) {
+    match env.iter_mut().find(|(key, _)| *key == name) {
+        Some(existing) => existing.1 = value,
+        None => env.push((name, value)),
+    }
+}
+
+/// Environment variables, in order.
+type Env = Vec<(String, String)>;
+
+/// One `envFrom` entry: its prefix and its object's data as text, or `None` for an optional
+/// object the file does not have.
+fn env_from_source(
+    source: core::EnvFromSource,
+    p: &FieldPath,
+    meta: &Meta,
+    objects: &Objects,
+) -> Result<Option<(String, Env)>, SpecError> {
+    let core::EnvFromSource {
+        config_map_ref,
+        prefix,
+        secret_ref,
+    } = source;
+    let (kind, name, optional, p) = match (config_map_ref, secret_ref) {
+        (Some(r), None) => (
+            ObjectKind::ConfigMap,
+            r.name,
+            r.optional,
+            p.field("configMapRef"),
+        ),
+        (None, Some(r)) => (ObjectKind::Secret, r.name, r.optional, p.field("secretRef")),
+        (Some(_), Some(_)) => {
+            return Err(p.error("may not have more than one field specified at a time"));
+        }
+        (None, None) => return Err(p.error("must specify one of: configMapRef or secretRef")),
+    };
+    let prefix = prefix.unwrap_or_default();
+    if !prefix.is_empty() {
+        check_env_name(&prefix, &p.field("prefix"))?;
+    }
+    if name.is_empty() {
+        return Err(p.field("name").required());
+    }
+    let Some(data) = objects.get(kind, &meta.namespace, &name) else {
+        return if is_true(optional) {
+            Ok(None)
+        } else {
+            Err(p.error(not_found(kind, &name, meta)))
+        };
+    };
+    let values = data
+        .iter()
+        .map(|(key, value)| Ok((key.clone(), text(value, kind, &name, key, &p)?)))
+        .collect::<Result<_, SpecError>>()?;
+    Ok(Some((prefix, values)))
+}
+
+/// `configmap "settings" not found in namespace "default" of this manifest`.
+fn not_found(kind: ObjectKind, name: &str, meta: &Meta) -> String {
+    format!(
+        "{} {name:?} not found in namespace {:?} of this manifest",
+        kind.noun(),
+        meta.namespace
+    )
+}
+
+/// A value as an environment variable's text: WASI environments are UTF-8.
+fn text(
+    value: &[u8],
+    kind: ObjectKind,
+    name: &str,
+    key: &str,
+    p: &FieldPath,
+) -> Result<String, SpecError> {
+    String::from_utf8(value.to_vec()).map_err(|_| {
+        p.error(format!(
+            "key {key:?} of {} {name:?} is not UTF-8 text: it cannot be an environment variable",
+            kind.noun()
+        ))
+    })
 }
 
 /// Environment variable names: printable ASCII without `=`, as Kubernetes allows.
@@ -97,12 +196,14 @@ fn check_env_name(name: &str, p: &FieldPath) -> Result<(), SpecError> {
     )
 }
 
-/// `valueFrom`: only `fieldRef` on metadata the runtime knows.
+/// `valueFrom`: `fieldRef` on metadata the runtime knows, `configMapKeyRef` and
+/// `secretKeyRef` on the file's objects. `None`: an optional reference to what is missing.
 fn resolve_env_source(
     source: core::EnvVarSource,
     p: &FieldPath,
     meta: &Meta,
-) -> Result<String, SpecError> {
+    objects: &Objects,
+) -> Result<Option<String>, SpecError> {
     let core::EnvVarSource {
         config_map_key_ref,
         field_ref,
@@ -113,13 +214,47 @@ fn resolve_env_source(
     reject_fields(
         p,
         &[
-            ("configMapKeyRef", config_map_key_ref.is_some()),
             ("fileKeyRef", file_key_ref.is_some()),
             ("resourceFieldRef", resource_field_ref.is_some()),
-            ("secretKeyRef", secret_key_ref.is_some()),
         ],
     )?;
-    let field_ref = field_ref.ok_or_else(|| p.error("must specify a source: fieldRef"))?;
+    let set = [
+        field_ref.is_some(),
+        config_map_key_ref.is_some(),
+        secret_key_ref.is_some(),
+    ];
+    if set.iter().filter(|s| **s).count() > 1 {
+        return Err(p.error("may not have more than one field specified at a time"));
+    }
+    if let Some(selector) = config_map_key_ref {
+        let core::ConfigMapKeySelector {
+            key,
+            name,
+            optional,
+        } = selector;
+        let p = p.field("configMapKeyRef");
+        return key_ref(
+            ObjectKind::ConfigMap,
+            &name,
+            &key,
+            optional,
+            &p,
+            meta,
+            objects,
+        );
+    }
+    if let Some(selector) = secret_key_ref {
+        let core::SecretKeySelector {
+            key,
+            name,
+            optional,
+        } = selector;
+        let p = p.field("secretKeyRef");
+        return key_ref(ObjectKind::Secret, &name, &key, optional, &p, meta, objects);
+    }
+    let field_ref = field_ref.ok_or_else(|| {
+        p.error("must specify a source: fieldRef, configMapKeyRef or secretKeyRef")
+    })?;
     let core::ObjectFieldSelector {
         api_version,
         field_path,
@@ -133,10 +268,44 @@ fn resolve_env_source(
             .field("apiVersion")
             .unsupported_value(api_version.as_deref().unwrap_or_default(), &["v1"]));
     }
-    resolve_field_path(&field_path, meta).ok_or_else(|| {
-        p.field("fieldPath")
-            .error(format!("{field_path:?} not supported by wasmpod"))
-    })
+    resolve_field_path(&field_path, meta)
+        .map(Some)
+        .ok_or_else(|| {
+            p.field("fieldPath")
+                .error(format!("{field_path:?} not supported by wasmpod"))
+        })
+}
+
+/// The value of `key` in `kind` `name`; `None` when it or its key is missing and `optional`.
+fn key_ref(
+    kind: ObjectKind,
+    name: &str,
+    key: &str,
+    optional: Option<bool>,
+    p: &FieldPath,
+    meta: &Meta,
+    objects: &Objects,
+) -> Result<Option<String>, SpecError> {
+    if name.is_empty() {
+        return Err(p.field("name").required());
+    }
+    if key.is_empty() {
+        return Err(p.field("key").required());
+    }
+    let Some(data) = objects.get(kind, &meta.namespace, name) else {
+        return if is_true(optional) {
+            Ok(None)
+        } else {
+            Err(p.error(not_found(kind, name, meta)))
+        };
+    };
+    match data.get(key) {
+        Some(value) => text(value, kind, name, key, p).map(Some),
+        None if is_true(optional) => Ok(None),
+        None => Err(p
+            .field("key")
+            .error(format!("{key:?} not found in {} {name:?}", kind.noun()))),
+    }
 }
 
 /// The value of a downward-API `fieldPath` on `meta`, when it is one wasmpod provides.
@@ -244,11 +413,15 @@ spec:
         assert_errors(&[
             (
                 with_env("{name: X, valueFrom: {secretKeyRef: {name: s, key: k}}}"),
-                &unsupported("secretKeyRef"),
+                &format!(
+                    "{p}.valueFrom.secretKeyRef: secret \"s\" not found in namespace \"default\" of this manifest"
+                ),
             ),
             (
                 with_env("{name: X, valueFrom: {configMapKeyRef: {name: c, key: k}}}"),
-                &unsupported("configMapKeyRef"),
+                &format!(
+                    "{p}.valueFrom.configMapKeyRef: configmap \"c\" not found in namespace \"default\" of this manifest"
+                ),
             ),
             (
                 with_env("{name: X, valueFrom: {resourceFieldRef: {resource: limits.cpu}}}"),
@@ -270,7 +443,9 @@ spec:
             ),
             (
                 with_env("{name: X, valueFrom: {}}"),
-                &format!("{p}.valueFrom: must specify a source: fieldRef"),
+                &format!(
+                    "{p}.valueFrom: must specify a source: fieldRef, configMapKeyRef or secretKeyRef"
+                ),
             ),
             (
                 with_env("{name: X, value: v, valueFrom: {fieldRef: {fieldPath: metadata.name}}}"),

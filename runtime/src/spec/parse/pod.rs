@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1 as core;
 use super::container::{ContainerKind, PodContext, convert_containers};
 use super::field_path::FieldPath;
 use super::metadata::{Meta, convert_metadata};
+use super::objects::Objects;
 use super::policy::{
     NOT_APPLICABLE, SCHEDULER, ignore_fields, is_true, nonempty, nonempty_map, reject_fields,
 };
@@ -19,7 +20,11 @@ use super::volume::convert_volumes;
 use crate::spec::{PodSpec, SpecError};
 
 /// Converts the whole pod.
-pub(super) fn convert_pod(pod: core::Pod, base_dir: &Path) -> Result<PodSpec, SpecError> {
+pub(super) fn convert_pod(
+    pod: core::Pod,
+    base_dir: &Path,
+    objects: &Objects,
+) -> Result<PodSpec, SpecError> {
     let core::Pod {
         metadata,
         spec,
@@ -32,11 +37,16 @@ pub(super) fn convert_pod(pod: core::Pod, base_dir: &Path) -> Result<PodSpec, Sp
     );
     let meta = convert_metadata(metadata)?;
     let spec = spec.ok_or_else(|| FieldPath::root("spec").required())?;
-    convert_spec(spec, meta, base_dir)
+    convert_spec(spec, meta, base_dir, objects)
 }
 
 /// Converts `spec` with the already converted metadata.
-fn convert_spec(spec: core::PodSpec, meta: Meta, base_dir: &Path) -> Result<PodSpec, SpecError> {
+fn convert_spec(
+    spec: core::PodSpec,
+    meta: Meta,
+    base_dir: &Path,
+    objects: &Objects,
+) -> Result<PodSpec, SpecError> {
     let core::PodSpec {
         active_deadline_seconds,
         affinity,
@@ -152,6 +162,7 @@ fn convert_spec(spec: core::PodSpec, meta: Meta, base_dir: &Path) -> Result<PodS
     let volumes = convert_volumes(volumes.unwrap_or_default(), &p.field("volumes"))?;
     let context = PodContext {
         meta: &meta,
+        objects,
         base_dir,
         volumes: volumes.iter().map(|v| v.name.as_str()).collect(),
     };
