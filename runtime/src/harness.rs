@@ -424,7 +424,13 @@ impl PodBuilder {
         let memory_volumes = spec
             .volumes
             .iter()
-            .filter(|v| matches!(v.source, VolumeSource::EmptyDir { memory: true, .. }))
+            .filter(|v| {
+                matches!(
+                    v.source,
+                    VolumeSource::EmptyDir { memory: true, .. }
+                        | VolumeSource::Projected { memory: true, .. }
+                )
+            })
             .map(|v| v.name.clone())
             .collect();
         Ok(PodRun {
@@ -550,7 +556,8 @@ pub struct PodRun {
     /// Every container run's output.
     logs: MemoryLogs,
     pod_dir: PodDir,
-    /// The `medium: Memory` emptyDirs, which live outside the pod directory.
+    /// The volumes on a tmpfs (`medium: Memory` emptyDirs, secrets), which live outside the
+    /// pod directory.
     memory_volumes: Vec<String>,
     _dir: tempfile::TempDir,
 }

@@ -104,6 +104,28 @@ impl HostDir {
         }
     }
 
+    /// Writes a new file at `relative` beneath this directory with `contents` and permission
+    /// bits `mode`, its missing parents made beneath this directory first. The file must not
+    /// exist (nothing is overwritten, no link followed at its name).
+    pub fn write_new(&self, relative: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
+        use cap_std::fs::{OpenOptions, OpenOptionsExt as _, PermissionsExt as _};
+        use std::io::Write as _;
+        let parent = match relative.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => self.create_dir(parent)?,
+            _ => self.clone(),
+        };
+        let name = relative
+            .file_name()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+        let mut file = parent.dir.open_with(
+            name,
+            OpenOptions::new().write(true).create_new(true).mode(mode),
+        )?;
+        file.write_all(contents)?;
+        // The umask narrowed the mode at creation: set it as asked.
+        file.set_permissions(cap_std::fs::Permissions::from_mode(mode))
+    }
+
     /// Opens the file at `relative` beneath this directory for reading.
     pub fn open_file(&self, relative: &Path) -> io::Result<std::fs::File> {
         Ok(self.dir.open(relative)?.into_std())

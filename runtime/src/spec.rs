@@ -254,6 +254,37 @@ pub enum VolumeSource {
         /// `type`.
         kind: HostPathType,
     },
+    /// `configMap` and `secret`: a directory of files projected from the manifest's
+    /// ConfigMaps and Secrets, made when the pod starts, read-only in every container that
+    /// mounts it (as Kubernetes mounts them).
+    Projected {
+        /// The files, by relative path.
+        files: Vec<ProjectedFile>,
+        /// On a tmpfs (a Secret's, as kubelet keeps them off disk).
+        memory: bool,
+    },
+}
+
+/// One file of a [`VolumeSource::Projected`] volume.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProjectedFile {
+    /// Where it goes in the volume: relative, plain components only.
+    pub path: PathBuf,
+    /// Its contents.
+    pub contents: Vec<u8>,
+    /// Its permission bits (`defaultMode`, an item's `mode`).
+    pub mode: u32,
+}
+
+impl std::fmt::Debug for ProjectedFile {
+    /// The contents may be a Secret's: only their size is shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProjectedFile")
+            .field("path", &self.path)
+            .field("bytes", &self.contents.len())
+            .field("mode", &format_args!("{:o}", self.mode))
+            .finish()
+    }
 }
 
 /// `hostPath.type`; wasmpod preopens directories, so only directory types are accepted.

@@ -2,7 +2,9 @@
 //!
 //! `emptyDir` is a fresh directory under the pod's directory (on `/dev/shm` for
 //! `medium: Memory`), removed when the pod is deleted; `hostPath` is the host's directory,
-//! checked (or created) as its `type` says. Each volume's directory is opened once, as a
+//! checked (or created) as its `type` says; a `configMap` or `secret` volume is a fresh
+//! directory like an emptyDir (a Secret's on `/dev/shm`), its files written beneath it when
+//! the pod starts, and read-only in every container. Each volume's directory is opened once, as a
 //! [`HostDir`]; subPaths are resolved beneath it, and guests get the open directories
 //! themselves, inside which wasmtime-wasi's capability-based filesystem keeps them: neither a
 //! guest nor the runtime ever leaves a volume by `..` or a symlink.
@@ -103,8 +105,10 @@ pub struct Volumes {
 struct Prepared {
     /// The volume's directory, held open: everything under it is resolved beneath it.
     dir: HostDir,
-    /// Created by us (emptyDir): removed with the pod.
+    /// Created by us (emptyDir, configMap, secret): removed with the pod.
     owned: bool,
+    /// Read-only in every mount (configMap, secret).
+    read_only: bool,
 }
 
 impl Volumes {
@@ -164,12 +168,12 @@ impl Volumes {
                         })?;
                 let dir = match &mount.sub_path {
                     None => volume.dir.clone(),
-                    Some(sub) => sub_path(&mount.volume, &volume.dir, sub)?,
+                    Some(sub) => sub_path(&mount.volume, &volume.dir, sub, !volume.read_only)?,
                 };
                 Ok(Preopen {
                     dir,
                     guest: mount.mount_path.clone(),
-                    read_only: mount.read_only,
+                    read_only: mount.read_only || volume.read_only,
                 })
             })
             .collect()
@@ -268,7 +272,30 @@ fn prepare_one(spec: &VolumeSpec, pod_dir: &PodDir) -> Result<Prepared, VolumeEr
             std::fs::create_dir_all(&parent).map_err(io("create directory", &parent))?;
             let dir = HostDir::create_own(&parent, &name)
                 .map_err(io("create directory", &parent.join(&name)))?;
-            Ok(Prepared { dir, owned: true })
+            Ok(Prepared {
+                dir,
+                owned: true,
+                read_only: false,
+            })
+        }
+        VolumeSource::Projected { files, memory } => {
+            let (parent, name) = pod_dir.empty_dir(&spec.name, *memory);
+            std::fs::create_dir_all(&parent).map_err(io("create directory", &parent))?;
+            let dir = HostDir::create_own(&parent, &name)
+                .map_err(io("create directory", &parent.join(&name)))?;
+            let written = files.iter().try_for_each(|file| {
+                dir.write_new(&file.path, &file.contents, file.mode)
+                    .map_err(io("write", &dir.path().join(&file.path)))
+            });
+            if let Err(e) = written {
+                let _ = crate::hostdir::remove_tree(dir.path());
+                return Err(e);
+            }
+            Ok(Prepared {
+                dir,
+                owned: true,
+                read_only: true,
+            })
         }
         VolumeSource::HostPath { path, kind } => {
             if *kind == HostPathType::DirectoryOrCreate && !path.exists() {
@@ -277,7 +304,11 @@ fn prepare_one(spec: &VolumeSpec, pod_dir: &PodDir) -> Result<Prepared, VolumeEr
             // A hostPath is the host's directory by definition: its own path is followed as
             // the host resolves it, as Kubernetes does. Nothing under it is.
             match HostDir::open(path) {
-                Ok(dir) => Ok(Prepared { dir, owned: false }),
+                Ok(dir) => Ok(Prepared {
+                    dir,
+                    owned: false,
+                    read_only: false,
+                }),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     Err(VolumeError::HostPathMissing {
                         volume: spec.name.clone(),
@@ -296,9 +327,9 @@ fn prepare_one(spec: &VolumeSpec, pod_dir: &PodDir) -> Result<Prepared, VolumeEr
     }
 }
 
-/// `sub` beneath the volume's directory, created there if missing; refused if it leads out of
-/// the volume, lexically or through a symlink.
-fn sub_path(volume: &str, dir: &HostDir, sub: &str) -> Result<HostDir, VolumeError> {
+/// `sub` beneath the volume's directory, created there if missing (and `create`: not in a
+/// read-only volume); refused if it leads out of the volume, lexically or through a symlink.
+fn sub_path(volume: &str, dir: &HostDir, sub: &str, create: bool) -> Result<HostDir, VolumeError> {
     let escapes = || VolumeError::SubPathEscapes {
         volume: volume.to_owned(),
         sub_path: sub.to_owned(),
@@ -309,7 +340,12 @@ fn sub_path(volume: &str, dir: &HostDir, sub: &str) -> Result<HostDir, VolumeErr
     {
         return Err(escapes());
     }
-    dir.create_dir(Path::new(sub)).map_err(|source| {
+    let opened = if create {
+        dir.create_dir(Path::new(sub))
+    } else {
+        dir.open_dir(Path::new(sub))
+    };
+    opened.map_err(|source| {
         if crate::hostdir::is_escape(&source) {
             escapes()
         } else {
@@ -360,6 +396,87 @@ mod tests {
         assert_eq!(preopens[0].guest, "/data");
         volumes.remove();
         assert!(!host.exists());
+    }
+
+    #[test]
+    fn projected_files_are_written_with_their_modes_and_mounted_read_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let root = tempfile::tempdir().expect("tempdir");
+        let file = |path: &str, contents: &str, mode| crate::spec::ProjectedFile {
+            path: path.into(),
+            contents: contents.as_bytes().to_vec(),
+            mode,
+        };
+        let config = VolumeSpec {
+            name: "config".into(),
+            source: VolumeSource::Projected {
+                files: vec![
+                    file("app.conf", "mode=fast\n", 0o644),
+                    file("keys/a/b", "x", 0o400),
+                ],
+                memory: false,
+            },
+        };
+        let mut volumes = Volumes::prepare(&[config], &PodDir::new(root.path())).expect("prepare");
+        let host = volumes.host_path("config").expect("config").to_owned();
+        assert_eq!(
+            std::fs::read_to_string(host.join("app.conf")).expect("file"),
+            "mode=fast\n"
+        );
+        let mode = |path: &str| {
+            std::fs::metadata(host.join(path))
+                .expect("metadata")
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!((mode("app.conf"), mode("keys/a/b")), (0o644, 0o400));
+        // Read-only in every mount, whatever the mount says; a subPath is not created in it.
+        let preopens = volumes
+            .preopens(&[
+                mount("config", "/etc/app", None),
+                mount("config", "/k", Some("keys/a")),
+            ])
+            .expect("preopens");
+        assert!(preopens.iter().all(|p| p.read_only));
+        let missing = volumes.preopens(&[mount("config", "/x", Some("nope"))]);
+        assert!(missing.is_err());
+        assert!(!host.join("nope").exists());
+        volumes.remove();
+        assert!(!host.exists());
+    }
+
+    #[test]
+    fn a_projected_file_is_never_written_through_a_planted_link() {
+        // The parser refuses two items at one path; here too a file that exists (or a link
+        // at its name) is never written through: the write fails and the half-made volume
+        // is removed.
+        let root = tempfile::tempdir().expect("tempdir");
+        let pod = PodDir::new(root.path().join("pod"));
+        let twice = VolumeSpec {
+            name: "config".into(),
+            source: VolumeSource::Projected {
+                files: vec![
+                    crate::spec::ProjectedFile {
+                        path: "a".into(),
+                        contents: b"1".to_vec(),
+                        mode: 0o644,
+                    },
+                    crate::spec::ProjectedFile {
+                        path: "a".into(),
+                        contents: b"2".to_vec(),
+                        mode: 0o644,
+                    },
+                ],
+                memory: false,
+            },
+        };
+        let err = Volumes::prepare(&[twice], &pod).expect_err("a file written twice");
+        assert!(matches!(err, VolumeError::Io { op: "write", .. }), "{err}");
+        assert!(
+            !pod.empty_dir_path("config", false).exists(),
+            "half-made volume removed"
+        );
     }
 
     #[test]

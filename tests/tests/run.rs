@@ -308,6 +308,76 @@ spec:
     }
 }
 
+/// configMap and secret volumes (with `items`, modes written in YAML 1.1 octal as manifests
+/// do): the guest reads the files, cannot write them, and nothing is left when the pod ends.
+#[test]
+fn config_map_and_secret_volumes_are_read_only_files_of_the_pod() {
+    let wasmpod = Wasmpod::new();
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: ConfigMap
+metadata: {{name: web-config}}
+data:
+  index.html: "<h1>configured</h1>"
+  ignored.txt: "not an item"
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: tls}}
+stringData:
+  key.pem: "-----BEGIN KEY-----"
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: projected}}
+spec:
+  restartPolicy: Never
+  volumes:
+  - name: site
+    configMap:
+      name: web-config
+      defaultMode: 0444
+      items: [{{key: index.html, path: public/index.html}}]
+  - name: certs
+    secret: {{secretName: tls, defaultMode: 0400}}
+  containers:
+  - name: reader
+    image: {cat}
+    args: ["/site/public/index.html", "/certs/key.pem"]
+    volumeMounts:
+    - {{name: site, mountPath: /site}}
+    - {{name: certs, mountPath: /certs}}
+  - name: writer
+    image: {write}
+    args: ["/site/public/index.html", "defaced"]
+    volumeMounts: [{{name: site, mountPath: /site}}]
+"#,
+        cat = guests::CAT_P1,
+        write = guests::WRITE_P2,
+    );
+    let out = wasmpod.run_json(&manifest, &[]);
+    assert_eq!(out.code, 1, "the writer fails: {}", out.stderr);
+    let status = out.json();
+    assert_eq!(terminated(&status, "reader"), (0, "Completed".into()));
+    assert_eq!(terminated(&status, "writer"), (1, "Error".into()));
+    assert_eq!(
+        out.lines_of("reader"),
+        vec!["<h1>configured</h1>-----BEGIN KEY-----"]
+    );
+    let error = out.lines_of("writer").join("\n");
+    assert!(
+        error.starts_with("write /site/public/index.html:"),
+        "{error}"
+    );
+    let entries = wasmpod.state_entries();
+    assert!(
+        entries
+            .iter()
+            .all(|e| !e.to_string_lossy().contains("volumes")),
+        "volumes left behind: {entries:?}"
+    );
+}
+
 #[test]
 fn a_read_only_host_path_refuses_writes_and_the_host_file_is_unchanged() {
     let wasmpod = Wasmpod::new();

@@ -143,8 +143,10 @@ fn convert(
     base_dir: &Path,
     objects: &objects::Objects,
 ) -> Result<PodSpec, SpecError> {
-    let pod: k8s_openapi::api::core::v1::Pod = document::deserialize(doc)?;
-    document::check_unknown_fields(doc, &pod)?;
+    let mut doc = doc.clone();
+    document::octal_modes(&mut doc);
+    let pod: k8s_openapi::api::core::v1::Pod = document::deserialize(&doc)?;
+    document::check_unknown_fields(&doc, &pod)?;
     pod::convert_pod(pod, base_dir, objects)
 }
 

@@ -184,6 +184,42 @@ fn value_kind(value: &Value) -> &'static str {
     }
 }
 
+/// File modes written as YAML 1.1 octal (`defaultMode: 0400`, an item's `mode: 0600`), as
+/// manifests write them and kubectl's YAML 1.1 parser reads them: the YAML 1.2 parser here
+/// reads such a scalar as the string `"0400"`; it becomes the number 256. Only the volumes'
+/// mode fields are touched: elsewhere a string is a string.
+pub(super) fn octal_modes(pod: &mut Value) {
+    let Some(Value::Array(volumes)) = pod.pointer_mut("/spec/volumes") else {
+        return;
+    };
+    for volume in volumes {
+        for source in ["configMap", "secret", "projected", "downwardAPI"] {
+            let Some(source) = volume.get_mut(source) else {
+                continue;
+            };
+            octal(source.get_mut("defaultMode"));
+            if let Some(Value::Array(items)) = source.get_mut("items") {
+                for item in items {
+                    octal(item.get_mut("mode"));
+                }
+            }
+        }
+    }
+}
+
+/// `"0400"` (or `"0o400"`) → `256`; anything else is left as it is.
+fn octal(value: Option<&mut Value>) {
+    let Some(value) = value else { return };
+    let Some(text) = value.as_str() else { return };
+    let digits = text
+        .strip_prefix("0o")
+        .or_else(|| text.strip_prefix('0'))
+        .filter(|d| !d.is_empty());
+    if let Some(mode) = digits.and_then(|d| i64::from_str_radix(d, 8).ok()) {
+        *value = Value::from(mode);
+    }
+}
+
 /// Removes `null` values from every mapping: Kubernetes reads them as unset.
 pub(super) fn strip_null_values(value: &mut Value) {
     match value {

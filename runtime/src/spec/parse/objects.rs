@@ -338,4 +338,130 @@ env:
             "document 2 (Pod \"demo\"): metadata.name: duplicate pod \"demo\""
         );
     }
+
+    /// The only pod's volumes, parsed from `objects` then a pod with `volumes_yaml` (a flow
+    /// sequence) as its `spec.volumes`.
+    fn volumes_of(
+        objects: &str,
+        volumes_yaml: &str,
+    ) -> Result<Vec<crate::spec::VolumeSpec>, SpecError> {
+        let pod = format!("{POD}  volumes: {volumes_yaml}\n");
+        Ok(manifest(&format!("{objects}\n---\n{pod}"))?.pods[0]
+            .volumes
+            .clone())
+    }
+
+    fn files(volume: &crate::spec::VolumeSpec) -> (Vec<(String, Vec<u8>, u32)>, bool) {
+        match &volume.source {
+            crate::spec::VolumeSource::Projected { files, memory } => (
+                files
+                    .iter()
+                    .map(|f| (f.path.display().to_string(), f.contents.clone(), f.mode))
+                    .collect(),
+                *memory,
+            ),
+            other => panic!("not projected: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn config_map_and_secret_volumes_project_their_keys_or_items() {
+        let volumes = volumes_of(
+            OBJECTS,
+            "[{name: all, configMap: {name: settings}}, \
+             {name: some, configMap: {name: settings, defaultMode: 0400, items: [{key: mode, path: conf/mode.txt}, {key: level, path: lvl, mode: 0600}]}}, \
+             {name: creds, secret: {secretName: creds}}, \
+             {name: gone, configMap: {name: absent, optional: true}}, \
+             {name: partly, secret: {secretName: creds, optional: true, items: [{key: nope, path: n}, {key: user, path: u}]}}]",
+        )
+        .expect("volumes");
+        let (all, memory) = files(&volumes[0]);
+        assert!(!memory, "a ConfigMap's volume is on disk");
+        assert_eq!(
+            all,
+            vec![
+                ("blob".into(), vec![0, 1, 2], 0o644),
+                ("level".into(), b"3".to_vec(), 0o644),
+                ("mode".into(), b"fast".to_vec(), 0o644),
+            ]
+        );
+        assert_eq!(
+            files(&volumes[1]).0,
+            vec![
+                ("conf/mode.txt".into(), b"fast".to_vec(), 0o400),
+                ("lvl".into(), b"3".to_vec(), 0o600),
+            ]
+        );
+        let (creds, memory) = files(&volumes[2]);
+        assert!(memory, "a Secret's volume is on a tmpfs");
+        assert_eq!(
+            creds,
+            vec![
+                ("token".into(), b"s3cr3t".to_vec(), 0o644),
+                ("user".into(), b"admin".to_vec(), 0o644),
+            ]
+        );
+        assert_eq!(files(&volumes[3]).0, vec![]);
+        assert_eq!(
+            files(&volumes[4]).0,
+            vec![("u".into(), b"admin".to_vec(), 0o644)]
+        );
+        // A secret's contents never show in a debug print of the pod.
+        let debug = format!("{volumes:?}");
+        assert!(
+            !debug.contains("s3cr3t") && !debug.contains("115, 51"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn volume_errors_name_the_field() {
+        let p = "document 3 (Pod \"demo\"): spec.volumes[0]";
+        let cases = [
+            (
+                "[{name: v, configMap: {name: absent}}]",
+                format!(
+                    "{p}.configMap: configmap \"absent\" not found in namespace \"default\" of this manifest"
+                ),
+            ),
+            (
+                "[{name: v, secret: {}}]",
+                format!("{p}.secret.secretName: required value"),
+            ),
+            (
+                "[{name: v, configMap: {name: settings, items: [{key: nope, path: x}]}}]",
+                format!("{p}.configMap.items[0].key: \"nope\" not found in configmap \"settings\""),
+            ),
+            (
+                "[{name: v, configMap: {name: settings, items: [{key: mode, path: ../x}]}}]",
+                format!(
+                    "{p}.configMap.items[0].path: invalid value \"../x\": must not contain '..'"
+                ),
+            ),
+            (
+                "[{name: v, configMap: {name: settings, items: [{key: mode, path: /etc/x}]}}]",
+                format!(
+                    "{p}.configMap.items[0].path: invalid value \"/etc/x\": must be a relative path"
+                ),
+            ),
+            (
+                "[{name: v, configMap: {name: settings, items: [{key: mode, path: a}, {key: level, path: a/b}]}}]",
+                format!("{p}.configMap.items[1].path: \"a/b\" conflicts with another item's path"),
+            ),
+            (
+                "[{name: v, configMap: {name: settings, defaultMode: 01000}}]",
+                format!(
+                    "{p}.configMap.defaultMode: invalid value 512: must be a number between 0 and 0777 (octal), both inclusive"
+                ),
+            ),
+            (
+                "[{name: v, configMap: {name: settings}, emptyDir: {}}]",
+                format!("{p}: may not specify more than one volume source"),
+            ),
+        ];
+        for (volumes, want) in cases {
+            let got = volumes_of(OBJECTS, volumes).expect_err(volumes).to_string();
+            assert_eq!(got, want, "{volumes}");
+        }
+    }
 }

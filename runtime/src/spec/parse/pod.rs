@@ -16,7 +16,7 @@ use super::security::check_pod_security_context;
 use super::settings::{
     active_deadline, check_os, convert_restart_policy, grace_period, pod_hostname,
 };
-use super::volume::convert_volumes;
+use super::volume::{Sources, convert_volumes};
 use crate::spec::{PodSpec, SpecError};
 
 /// Converts the whole pod.
@@ -159,7 +159,11 @@ fn convert_spec(
         check_pod_security_context(security_context, &p.field("securityContext"))?;
     }
 
-    let volumes = convert_volumes(volumes.unwrap_or_default(), &p.field("volumes"))?;
+    let sources = Sources {
+        objects,
+        namespace: &meta.namespace,
+    };
+    let volumes = convert_volumes(volumes.unwrap_or_default(), &p.field("volumes"), sources)?;
     let context = PodContext {
         meta: &meta,
         objects,

@@ -1,4 +1,5 @@
-//! `spec.volumes`: `emptyDir` and directory `hostPath` volumes.
+//! `spec.volumes`: `emptyDir`, directory `hostPath`, and `configMap` and `secret` volumes of
+//! the manifest's own ConfigMaps and Secrets.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -7,24 +8,39 @@ use k8s_openapi::api::core::v1 as core;
 
 use super::field_path::FieldPath;
 use super::names::check_element_name;
+use super::objects::{ObjectKind, Objects};
 use super::policy::{NOT_APPLICABLE, convert_list, ignore_fields, non_empty, reject_fields};
 use crate::spec::quantity::parse_memory_bytes;
-use crate::spec::{HostPathType, SpecError, VolumeSource, VolumeSpec};
+use crate::spec::{HostPathType, ProjectedFile, SpecError, VolumeSource, VolumeSpec};
+
+/// What a `configMap` or `secret` volume reads: the file's objects in the pod's namespace.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Sources<'a> {
+    /// The manifest's ConfigMaps and Secrets.
+    pub(super) objects: &'a Objects,
+    /// The pod's namespace.
+    pub(super) namespace: &'a str,
+}
 
 /// Converts `spec.volumes`, rejecting duplicate names.
 pub(super) fn convert_volumes(
     volumes: Vec<core::Volume>,
     p: &FieldPath,
+    sources: Sources<'_>,
 ) -> Result<Vec<VolumeSpec>, SpecError> {
     let mut names = HashSet::new();
     convert_list(volumes, p, |volume, p| {
         check_element_name(&volume.name, p, &mut names, "volume name")?;
-        convert_volume(volume, p)
+        convert_volume(volume, p, sources)
     })
 }
 
-/// Converts one volume: `emptyDir` or directory `hostPath`, nothing else.
-fn convert_volume(volume: core::Volume, p: &FieldPath) -> Result<VolumeSpec, SpecError> {
+/// Converts one volume: `emptyDir`, directory `hostPath`, `configMap` or `secret`.
+fn convert_volume(
+    volume: core::Volume,
+    p: &FieldPath,
+    sources: Sources<'_>,
+) -> Result<VolumeSpec, SpecError> {
     let core::Volume {
         aws_elastic_block_store,
         azure_disk,
@@ -66,7 +82,6 @@ fn convert_volume(volume: core::Volume, p: &FieldPath) -> Result<VolumeSpec, Spe
             ("azureFile", azure_file.is_some()),
             ("cephfs", cephfs.is_some()),
             ("cinder", cinder.is_some()),
-            ("configMap", config_map.is_some()),
             ("csi", csi.is_some()),
             ("downwardAPI", downward_api.is_some()),
             ("ephemeral", ephemeral.is_some()),
@@ -86,18 +101,215 @@ fn convert_volume(volume: core::Volume, p: &FieldPath) -> Result<VolumeSpec, Spe
             ("quobyte", quobyte.is_some()),
             ("rbd", rbd.is_some()),
             ("scaleIO", scale_io.is_some()),
-            ("secret", secret.is_some()),
             ("storageos", storageos.is_some()),
             ("vsphereVolume", vsphere_volume.is_some()),
         ],
     )?;
-    let source = match (empty_dir, host_path) {
-        (Some(empty_dir), None) => convert_empty_dir(empty_dir, &p.field("emptyDir"))?,
-        (None, Some(host_path)) => convert_host_path(host_path, &p.field("hostPath"))?,
-        (None, None) => return Err(p.error("must specify a volume source")),
-        (Some(_), Some(_)) => return Err(p.error("may not specify more than one volume source")),
+    let given = [
+        empty_dir.is_some(),
+        host_path.is_some(),
+        config_map.is_some(),
+        secret.is_some(),
+    ];
+    let source = match given.iter().filter(|g| **g).count() {
+        0 => return Err(p.error("must specify a volume source")),
+        1 => {
+            if let Some(empty_dir) = empty_dir {
+                convert_empty_dir(empty_dir, &p.field("emptyDir"))?
+            } else if let Some(host_path) = host_path {
+                convert_host_path(host_path, &p.field("hostPath"))?
+            } else if let Some(config_map) = config_map {
+                let core::ConfigMapVolumeSource {
+                    default_mode,
+                    default_user,
+                    items,
+                    name,
+                    optional,
+                } = config_map;
+                let p = p.field("configMap");
+                ignore_fields(
+                    &p,
+                    NOT_APPLICABLE,
+                    &[("defaultUser", default_user.is_some())],
+                );
+                let reference = Reference {
+                    kind: ObjectKind::ConfigMap,
+                    name,
+                    name_field: "name",
+                    optional,
+                };
+                project(reference, items, default_mode, &p, sources)?
+            } else if let Some(secret) = secret {
+                let core::SecretVolumeSource {
+                    default_mode,
+                    default_user,
+                    items,
+                    optional,
+                    secret_name,
+                } = secret;
+                let p = p.field("secret");
+                ignore_fields(
+                    &p,
+                    NOT_APPLICABLE,
+                    &[("defaultUser", default_user.is_some())],
+                );
+                let reference = Reference {
+                    kind: ObjectKind::Secret,
+                    name: secret_name.unwrap_or_default(),
+                    name_field: "secretName",
+                    optional,
+                };
+                project(reference, items, default_mode, &p, sources)?
+            } else {
+                return Err(p.error("must specify a volume source"));
+            }
+        }
+        _ => return Err(p.error("may not specify more than one volume source")),
     };
     Ok(VolumeSpec { name, source })
+}
+
+/// The object a `configMap` or `secret` volume names.
+struct Reference {
+    kind: ObjectKind,
+    name: String,
+    /// `name` or `secretName`, for messages.
+    name_field: &'static str,
+    optional: Option<bool>,
+}
+
+/// Kubernetes' `defaultMode`: `0644`.
+const DEFAULT_MODE: i32 = 0o644;
+
+/// A `configMap` or `secret` volume: every key as a file named after it, or the `items` only
+/// (`key` → `path`, with its own `mode`), with `defaultMode`. A missing object is an empty
+/// volume when `optional`, else an error; so is a missing item's key.
+fn project(
+    reference: Reference,
+    items: Option<Vec<core::KeyToPath>>,
+    default_mode: Option<i32>,
+    p: &FieldPath,
+    sources: Sources<'_>,
+) -> Result<VolumeSource, SpecError> {
+    let Reference {
+        kind,
+        name,
+        name_field,
+        optional,
+    } = reference;
+    if name.is_empty() {
+        return Err(p.field(name_field).required());
+    }
+    let default_mode = check_mode(
+        default_mode.unwrap_or(DEFAULT_MODE),
+        &p.field("defaultMode"),
+    )?;
+    let optional = optional.unwrap_or(false);
+    let memory = kind == ObjectKind::Secret;
+    let Some(data) = sources.objects.get(kind, sources.namespace, &name) else {
+        if optional {
+            return Ok(VolumeSource::Projected {
+                files: Vec::new(),
+                memory,
+            });
+        }
+        return Err(p.error(format!(
+            "{} {name:?} not found in namespace {:?} of this manifest",
+            kind.noun(),
+            sources.namespace
+        )));
+    };
+    let files = match items {
+        None => data
+            .iter()
+            .map(|(key, contents)| ProjectedFile {
+                path: PathBuf::from(key),
+                contents: contents.clone(),
+                mode: default_mode,
+            })
+            .collect(),
+        Some(items) => {
+            let mut files: Vec<ProjectedFile> = Vec::with_capacity(items.len());
+            for (i, item) in items.into_iter().enumerate() {
+                let p = p.field("items").index(i);
+                let core::KeyToPath {
+                    key,
+                    mode,
+                    path,
+                    user,
+                } = item;
+                ignore_fields(&p, NOT_APPLICABLE, &[("user", user.is_some())]);
+                if key.is_empty() {
+                    return Err(p.field("key").required());
+                }
+                let path = check_item_path(&path, &p.field("path"))?;
+                let mode = match mode {
+                    Some(mode) => check_mode(mode, &p.field("mode"))?,
+                    None => default_mode,
+                };
+                let Some(contents) = data.get(&key) else {
+                    if optional {
+                        continue;
+                    }
+                    return Err(p
+                        .field("key")
+                        .error(format!("{key:?} not found in {} {name:?}", kind.noun())));
+                };
+                if files
+                    .iter()
+                    .any(|f| f.path.starts_with(&path) || path.starts_with(&f.path))
+                {
+                    return Err(p.field("path").error(format!(
+                        "{:?} conflicts with another item's path",
+                        path.display()
+                    )));
+                }
+                files.push(ProjectedFile {
+                    path,
+                    contents: contents.clone(),
+                    mode,
+                });
+            }
+            files
+        }
+    };
+    Ok(VolumeSource::Projected { files, memory })
+}
+
+/// A file mode: permission bits only (`0` to `0777`), as the API server checks them.
+fn check_mode(mode: i32, p: &FieldPath) -> Result<u32, SpecError> {
+    match u32::try_from(mode) {
+        Ok(mode) if mode <= 0o777 => Ok(mode),
+        _ => Err(p.error(format!(
+            "invalid value {mode}: must be a number between 0 and 0777 (octal), both inclusive"
+        ))),
+    }
+}
+
+/// An item's `path`: relative, without `..`, not empty, as the API server checks it.
+fn check_item_path(path: &str, p: &FieldPath) -> Result<PathBuf, SpecError> {
+    use std::path::Component;
+    if path.is_empty() {
+        return Err(p.required());
+    }
+    let relative = Path::new(path);
+    if relative.is_absolute() {
+        return Err(p.error(format!("invalid value {path:?}: must be a relative path")));
+    }
+    if relative
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(p.error(format!("invalid value {path:?}: must not contain '..'")));
+    }
+    let normal: PathBuf = relative
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .collect();
+    if normal.as_os_str().is_empty() {
+        return Err(p.error(format!("invalid value {path:?}: must name a file")));
+    }
+    Ok(normal)
 }
 
 /// `emptyDir`: on disk or (`medium: Memory`) on a tmpfs, optionally size-limited.
@@ -230,11 +442,11 @@ volumes:
         let cases = [
             (
                 "{name: c, configMap: {name: cfg}}",
-                "spec.volumes[0].configMap: not supported by wasmpod",
+                "spec.volumes[0].configMap: configmap \"cfg\" not found in namespace \"default\" of this manifest",
             ),
             (
                 "{name: s, secret: {secretName: s}}",
-                "spec.volumes[0].secret: not supported by wasmpod",
+                "spec.volumes[0].secret: secret \"s\" not found in namespace \"default\" of this manifest",
             ),
             (
                 "{name: p, persistentVolumeClaim: {claimName: pvc}}",
