@@ -147,27 +147,14 @@ fn env_from_source(
     if name.is_empty() {
         return Err(p.field("name").required());
     }
-    let Some(data) = objects.get(kind, &meta.namespace, &name) else {
-        return if is_true(optional) {
-            Ok(None)
-        } else {
-            Err(p.error(not_found(kind, &name, meta)))
-        };
+    let Some(data) = objects.find(kind, &meta.namespace, &name, is_true(optional), &p)? else {
+        return Ok(None);
     };
     let values = data
         .iter()
         .map(|(key, value)| Ok((key.clone(), text(value, kind, &name, key, &p)?)))
         .collect::<Result<_, SpecError>>()?;
     Ok(Some((prefix, values)))
-}
-
-/// `configmap "settings" not found in namespace "default" of this manifest`.
-fn not_found(kind: ObjectKind, name: &str, meta: &Meta) -> String {
-    format!(
-        "{} {name:?} not found in namespace {:?} of this manifest",
-        kind.noun(),
-        meta.namespace
-    )
 }
 
 /// A value as an environment variable's text: WASI environments are UTF-8.
@@ -292,12 +279,8 @@ fn key_ref(
     if key.is_empty() {
         return Err(p.field("key").required());
     }
-    let Some(data) = objects.get(kind, &meta.namespace, name) else {
-        return if is_true(optional) {
-            Ok(None)
-        } else {
-            Err(p.error(not_found(kind, name, meta)))
-        };
+    let Some(data) = objects.find(kind, &meta.namespace, name, is_true(optional), p)? else {
+        return Ok(None);
     };
     match data.get(key) {
         Some(value) => text(value, kind, name, key, p).map(Some),

@@ -49,6 +49,26 @@ impl Objects {
             .get(&(kind, namespace.to_owned(), name.to_owned()))
     }
 
+    /// The data of `kind` `name` in `namespace`, for a reference at `p`: `None` when the file
+    /// does not have it and the reference is `optional`, else an error naming it.
+    pub(super) fn find(
+        &self,
+        kind: ObjectKind,
+        namespace: &str,
+        name: &str,
+        optional: bool,
+        p: &FieldPath,
+    ) -> Result<Option<&Data>, SpecError> {
+        match self.get(kind, namespace, name) {
+            Some(data) => Ok(Some(data)),
+            None if optional => Ok(None),
+            None => Err(p.error(format!(
+                "{} {name:?} not found in namespace {namespace:?} of this manifest",
+                kind.noun()
+            ))),
+        }
+    }
+
     /// Converts a `kind: ConfigMap` or `kind: Secret` document and adds it; returns its name.
     pub(super) fn add(&mut self, kind: ObjectKind, doc: &Value) -> Result<String, SpecError> {
         let (metadata, data) = match kind {

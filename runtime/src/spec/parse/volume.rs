@@ -206,18 +206,14 @@ fn project(
     )?;
     let optional = optional.unwrap_or(false);
     let memory = kind == ObjectKind::Secret;
-    let Some(data) = sources.objects.get(kind, sources.namespace, &name) else {
-        if optional {
-            return Ok(VolumeSource::Projected {
-                files: Vec::new(),
-                memory,
-            });
-        }
-        return Err(p.error(format!(
-            "{} {name:?} not found in namespace {:?} of this manifest",
-            kind.noun(),
-            sources.namespace
-        )));
+    let Some(data) = sources
+        .objects
+        .find(kind, sources.namespace, &name, optional, p)?
+    else {
+        return Ok(VolumeSource::Projected {
+            files: Vec::new(),
+            memory,
+        });
     };
     let files = match items {
         None => data
