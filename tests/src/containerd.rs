@@ -432,7 +432,13 @@ disabled_plugins = {disabled}
         self.runtime.block_on(async {
             tokio::time::timeout(DEADLINE, future)
                 .await
-                .unwrap_or_else(|_| panic!("a CRI call did not answer within {DEADLINE:?}"))
+                .unwrap_or_else(|_| {
+                    // What containerd and the shims said last (they log into one file).
+                    let log = self.log();
+                    let lines: Vec<&str> = log.lines().collect();
+                    let tail = lines[lines.len().saturating_sub(80)..].join("\n");
+                    panic!("a CRI call did not answer within {DEADLINE:?}; containerd's log ends:\n{tail}")
+                })
         })
     }
 }
