@@ -6,8 +6,9 @@
 //! VM, most of what the sandbox adds to a warm pod start (bench/README.md). Running the work in
 //! `tokio::task::block_in_place` instead (tokio moves the worker's other tasks to another
 //! thread and the work runs at once) made a warm start 1.4× bare wasmtime instead of 2.8×,
-//! but under the CRI soak an exec into a running container then hung for good, once in a few
-//! hundred pods, where the blocking pool never has: it is not used until that is understood.
+//! but the CRI soak then hung (an exec into a running container never answered, once in a few
+//! hundred pods). The same hang came back with the blocking pool, so `block_in_place` is not
+//! shown to cause it; it stays out until that hang is understood.
 
 use tokio::runtime::Handle;
 
