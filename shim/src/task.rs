@@ -779,6 +779,7 @@ impl<R: PodRuntime> TaskService<R> {
         };
         exec.status = TaskStatus::Stopped;
         exec.exit.send_replace(Some(exited));
+        tracing::info!(exec_id, code, "exec exited");
         self.publish_exit(id, exec_id, exited);
     }
 
