@@ -6,10 +6,11 @@
 //! is slowed down, never buffered without bound.
 
 use std::collections::HashMap;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use wasmpod::logs::LogStream;
@@ -38,10 +39,10 @@ pub struct Sinks {
 
 impl Sinks {
     /// Opens container `id`'s FIFOs (see [`open_output`]).
-    pub fn open(&self, id: &str, stdio: &Stdio) -> Result<(), TaskError> {
+    pub async fn open(&self, id: &str, stdio: &Stdio) -> Result<(), TaskError> {
         let fifos = Fifos {
-            stdout: open_output(stdio.stdout.as_deref())?,
-            stderr: open_output(stdio.stderr.as_deref())?,
+            stdout: open_output(stdio.stdout.as_deref()).await?,
+            stderr: open_output(stdio.stderr.as_deref()).await?,
             terminal: stdio.terminal,
         };
         self.lock()
@@ -112,18 +113,47 @@ pub fn open_input(
         .map_err(|e| TaskError::io("open stdin", path, e))
 }
 
-/// A stdout or stderr FIFO, opened read-write, which never blocks (a FIFO opened write-only
-/// waits for its reader); containerd holds the reading end. `None` without a path.
-pub fn open_output(path: Option<&Path>) -> Result<Option<File>, TaskError> {
+/// How long [`open_output`] waits for containerd to open a FIFO's reading end.
+const READER_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A stdout or stderr FIFO to write, once containerd's reading end is open; `None` without a
+/// path, or when no reader came within [`READER_DEADLINE`] (the output is dropped).
+///
+/// containerd opens its reading end on a thread of its own, in a blocking `open` that returns
+/// when a writer opens. A writer that opened and closed before it (an exec that ends in a
+/// millisecond, under load) is never seen: containerd waits forever for the output's end, and
+/// `ExecSync` never answers. So, as runc's shim does, the FIFO is first opened write-only,
+/// which returns once a reader is there, then read-write for the writing: the FIFO stays open
+/// across a restart of containerd (a write-only end would break on its reader's close), and
+/// a write never blocks on an `open`.
+pub async fn open_output(path: Option<&Path>) -> Result<Option<File>, TaskError> {
     let Some(path) = path.filter(|p| !p.as_os_str().is_empty()) else {
         return Ok(None);
     };
-    std::fs::OpenOptions::new()
+    let owned = path.to_owned();
+    let mut reader_came =
+        tokio::task::spawn_blocking(move || OpenOptions::new().write(true).open(owned));
+    let opened = match tokio::time::timeout(READER_DEADLINE, &mut reader_came).await {
+        Ok(opened) => opened,
+        Err(_) => {
+            // Be the reader its `open` waits for, so the blocked thread returns.
+            let unblock = tokio::net::unix::pipe::OpenOptions::new().open_receiver(path);
+            let _ = reader_came.await;
+            drop(unblock);
+            tracing::warn!(path = %path.display(), "nothing reads the output FIFO: output dropped");
+            return Ok(None);
+        }
+    };
+    let write_only = opened
+        .map_err(|e| TaskError::io("open stdio", path, std::io::Error::other(e)))?
+        .map_err(|e| TaskError::io("open stdio", path, e))?;
+    let fifo = OpenOptions::new()
         .read(true)
         .write(true)
         .open(path)
-        .map(Some)
-        .map_err(|e| TaskError::io("open stdio", path, e))
+        .map_err(|e| TaskError::io("open stdio", path, e))?;
+    drop(write_only);
+    Ok(Some(fifo))
 }
 
 /// A guest's stdin from `stdio`'s FIFO; with a terminal, through its line discipline, echoed
@@ -150,8 +180,8 @@ pub fn guest_stdin(
 mod tests {
     use super::*;
 
-    #[test]
-    fn records_reach_the_container_stream_with_newlines() {
+    #[tokio::test]
+    async fn records_reach_the_container_stream_with_newlines() {
         let dir = tempfile::tempdir().expect("tempdir");
         let out = dir.path().join("out");
         let err = dir.path().join("err");
@@ -163,7 +193,7 @@ mod tests {
             stderr: Some(err.clone()),
             ..Stdio::default()
         };
-        sinks.open("c1", &stdio).expect("open");
+        sinks.open("c1", &stdio).await.expect("open");
         let observer = sinks.observer();
         observer("c1", LogStream::Stdout, "hel", true);
         observer("c1", LogStream::Stdout, "lo", false);
@@ -175,8 +205,8 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&err).expect("read"), "oops\n");
     }
 
-    #[test]
-    fn a_terminal_takes_both_streams_with_crlf() {
+    #[tokio::test]
+    async fn a_terminal_takes_both_streams_with_crlf() {
         let dir = tempfile::tempdir().expect("tempdir");
         let out = dir.path().join("out");
         std::fs::write(&out, "").expect("create");
@@ -186,7 +216,7 @@ mod tests {
             terminal: true,
             ..Stdio::default()
         };
-        sinks.open("c1", &stdio).expect("open");
+        sinks.open("c1", &stdio).await.expect("open");
         let observer = sinks.observer();
         observer("c1", LogStream::Stdout, "out", false);
         observer("c1", LogStream::Stderr, "err", false);
@@ -236,18 +266,59 @@ mod tests {
         assert_eq!(read, "typed\nmore");
     }
 
-    #[test]
-    fn missing_stdio_is_an_error_and_empty_paths_are_none() {
+    #[tokio::test]
+    async fn output_waits_for_the_reader_so_a_quick_writer_is_never_lost() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("stdout");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+        // A process that ends at once: opens its output, writes, closes.
+        let fifo = path.clone();
+        let writer = tokio::spawn(async move {
+            let mut out = open_output(Some(&fifo)).await?.expect("a path");
+            out.write_all(b"quick\n")
+                .map_err(|e| TaskError::io("write", &fifo, e))
+        });
+        // Opening and closing before containerd's reader opened would leave that reader
+        // waiting forever for a writer: the open must wait for it.
+        let mut writer = writer;
+        let early = tokio::time::timeout(Duration::from_millis(300), &mut writer).await;
+        assert!(
+            early.is_err(),
+            "the output was opened before anything read it"
+        );
+        // containerd's reader: a blocking open, as its FIFO package does.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let read = std::fs::read_to_string(&path);
+            let _ = tx.send(read);
+        });
+        writer.await.expect("join").expect("write");
+        let read = tokio::task::spawn_blocking(move || {
+            rx.recv_timeout(std::time::Duration::from_secs(10))
+        })
+        .await
+        .expect("join")
+        .expect("the reader never saw the end of the output")
+        .expect("read");
+        assert_eq!(read, "quick\n");
+    }
+
+    #[tokio::test]
+    async fn missing_stdio_is_an_error_and_empty_paths_are_none() {
         let sinks = Sinks::default();
         let stdio = Stdio {
             stdout: Some("/nonexistent/wasmpod/fifo".into()),
             ..Stdio::default()
         };
-        assert!(sinks.open("c1", &stdio).is_err());
+        assert!(sinks.open("c1", &stdio).await.is_err());
         let empty = Stdio {
             stdout: Some("".into()),
             ..Stdio::default()
         };
-        sinks.open("c2", &empty).expect("no stdio");
+        sinks.open("c2", &empty).await.expect("no stdio");
     }
 }

@@ -2,6 +2,7 @@
 //! network namespace) prepared by the bootstrap before the runtime's threads started.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -217,13 +218,13 @@ impl PodRuntime for WasmpodRuntime {
             for volume in &container.volumes {
                 sandbox.add_volume(volume)?;
             }
-            self.sinks.open(&id, stdio)?;
+            self.sinks.open(&id, stdio).await?;
             sandbox
                 .create_container(
                     ContainerConfig::new(spec, 0).with_display_name(container.name.clone()),
                 )
                 .await?;
-            if let Some(stdin) = container_stdin(&sandbox, &id, stdio)? {
+            if let Some(stdin) = container_stdin(&sandbox, &id, stdio).await? {
                 sandbox.attach_stdin(&id, stdin)?;
             }
             Ok(())
@@ -282,7 +283,7 @@ impl PodRuntime for WasmpodRuntime {
         kill: CancellationToken,
     ) -> Result<ExitStatus, TaskError> {
         let sandbox = self.sandbox()?;
-        let (stdin, io) = exec_stdio(stdio, &kill)?;
+        let (stdin, io) = exec_stdio(stdio, &kill).await?;
         let config = ExecConfig {
             argv,
             stdin,
@@ -345,7 +346,7 @@ impl PodRuntime for WasmpodRuntime {
 /// A container's stdin, when containerd gives it one (`stdin: true`). With a terminal
 /// (`kubectl run -it`, `kubectl attach -it`) keystrokes are echoed to the stdout FIFO and
 /// `^C` is what `SIGINT` is (`Kill`): the termination request.
-fn container_stdin(
+async fn container_stdin(
     sandbox: &Sandbox,
     id: &str,
     stdio: &Stdio,
@@ -353,7 +354,7 @@ fn container_stdin(
     if !stdio.terminal {
         return guest_stdin(stdio, None, &CancellationToken::new());
     }
-    let echo = TerminalOutput::new(open_output(stdio.stdout.as_deref())?);
+    let echo = TerminalOutput::new(open_output(stdio.stdout.as_deref()).await?);
     let interrupt = CancellationToken::new();
     let stdin = guest_stdin(stdio, Some(&echo), &interrupt)?;
     if stdin.is_some() {
@@ -379,12 +380,12 @@ fn container_stdin(
 /// it ends. With a terminal (`kubectl exec -t`, see [`super::tty`]) its stdin goes through
 /// the line discipline, `^C` cancelling `kill`, and its stdout and stderr both go to the
 /// stdout FIFO.
-fn exec_stdio(
+async fn exec_stdio(
     stdio: &Stdio,
     kill: &CancellationToken,
 ) -> Result<(Option<Box<dyn StdinStream + Sync>>, GuestIo), TaskError> {
     if stdio.terminal {
-        let terminal = TerminalOutput::new(open_output(stdio.stdout.as_deref())?);
+        let terminal = TerminalOutput::new(open_output(stdio.stdout.as_deref()).await?);
         let stdin = guest_stdin(stdio, Some(&terminal), kill)?;
         let io = GuestIo {
             stdout: Box::new(terminal.clone()),
@@ -392,15 +393,15 @@ fn exec_stdio(
         };
         return Ok((stdin, io));
     }
-    let stream = |path: Option<&Path>| -> Result<Box<dyn StdoutStream + Sync>, TaskError> {
-        Ok(match open_output(path)? {
+    let stream = |fifo: Option<File>| -> Box<dyn StdoutStream + Sync> {
+        match fifo {
             Some(fifo) => Box::new(OutputFile::new(fifo)),
             None => Box::new(tokio::io::empty()),
-        })
+        }
     };
     let io = GuestIo {
-        stdout: stream(stdio.stdout.as_deref())?,
-        stderr: stream(stdio.stderr.as_deref())?,
+        stdout: stream(open_output(stdio.stdout.as_deref()).await?),
+        stderr: stream(open_output(stdio.stderr.as_deref()).await?),
     };
     Ok((guest_stdin(stdio, None, kill)?, io))
 }
