@@ -21,8 +21,9 @@ pub struct Piece {
 /// Times, `iters` times each: `Engine::load_image` of each module answered from memory (what
 /// `create_container` does on a warm engine: read the file, sha256 it for the cache key, look
 /// it up), `Engine::new` next to a bare `wasmtime::Engine::new` with the same pooling
-/// configuration (at most 20 times), a `spawn_blocking` round trip (`Sandbox::create` and `create_container` each make
-/// one), and the file system work of one container in `scratch` (`create_dir_all` of its log
+/// configuration (at most 20 times), a `spawn_blocking` round trip and a
+/// [`wasmpod::blocking::unblocked`] call on a worker (`Sandbox::create` and `create_container`
+/// each make one), and the file system work of one container in `scratch` (`create_dir_all` of its log
 /// directory, `File::create` of its log file).
 pub async fn pieces(
     engine: &Engine,
@@ -81,6 +82,23 @@ pub async fn pieces(
     }
     pieces.push(Piece {
         name: "spawn_blocking round trip".into(),
+        samples,
+    });
+    // On a worker thread, as the sandbox's calls run in a pod.
+    let samples = tokio::spawn(async move {
+        let mut samples = Samples::default();
+        for _ in 0..iters {
+            let began = Instant::now();
+            wasmpod::blocking::unblocked(|| ()).await;
+            samples.push(began.elapsed());
+            tokio::task::yield_now().await;
+        }
+        samples
+    })
+    .await
+    .context("join")?;
+    pieces.push(Piece {
+        name: "blocking::unblocked (block_in_place)".into(),
         samples,
     });
 

@@ -1,34 +1,37 @@
 //! Blocking work (the file system, compiling on a cache miss) from async code, without holding
-//! up the runtime's other tasks: one place that sends it to tokio's blocking pool and hands
-//! back its result (a panic in it reaches the caller).
+//! up the runtime's other tasks.
 //!
-//! Each call is a trip to the blocking pool, a thread wake-up each way: 20–55 µs on a small
-//! VM, most of what the sandbox adds to a warm pod start (bench/README.md). Running the work in
-//! `tokio::task::block_in_place` instead (tokio moves the worker's other tasks to another
-//! thread and the work runs at once) made a warm start 1.4× bare wasmtime instead of 2.8×,
-//! but the CRI soak then hung (an exec into a running container never answered, once in a few
-//! hundred pods). The same hang came back with the blocking pool, so `block_in_place` is not
-//! shown to cause it; it stays out until that hang is understood.
+//! On a multi-threaded tokio runtime the work runs right here, in
+//! [`tokio::task::block_in_place`]: tokio hands this worker's other tasks to another thread
+//! first, so nothing waits behind the work, and the caller waits for no thread to wake up. On
+//! this 2-core VM that costs ~4 µs over the work itself, where a `spawn_blocking` round trip
+//! costs 20–45 µs (two cross-thread wake-ups), which was most of a warm pod start (bench/README).
+//! Elsewhere (a current-thread runtime, as `#[tokio::test]` makes, where `block_in_place` is
+//! not allowed) it goes to the blocking pool.
+//!
+//! Work that waits for another party (a FIFO's other end, a lock held elsewhere) does not
+//! belong here: it goes to the blocking pool, where waiting holds no worker.
 
-use tokio::runtime::Handle;
+use tokio::runtime::{Handle, RuntimeFlavor};
 
-/// Runs `work` on the blocking pool (at once, without a runtime) and returns what it returned;
-/// a panic in it propagates to the caller.
+/// Runs `work` off the async threads' duty and returns what it returned; a panic in it
+/// propagates to the caller.
 pub async fn unblocked<F, R>(work: F) -> R
 where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    if Handle::try_current().is_err() {
+    match Handle::try_current().map(|handle| handle.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
         // No runtime: this thread may block.
-        return work();
-    }
-    match tokio::task::spawn_blocking(work).await {
-        Ok(done) => done,
-        Err(error) => match error.try_into_panic() {
-            Ok(panic) => std::panic::resume_unwind(panic),
-            // The runtime is shutting down: this task will not be polled again.
-            Err(_) => std::future::pending().await,
+        Err(_) => work(),
+        Ok(_) => match tokio::task::spawn_blocking(work).await {
+            Ok(done) => done,
+            Err(error) => match error.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                // The runtime is shutting down: this task will not be polled again.
+                Err(_) => std::future::pending().await,
+            },
         },
     }
 }
