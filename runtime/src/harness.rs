@@ -34,17 +34,19 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use crate::admission::Node;
-use crate::engine::{Engine, EngineConfig, ExitReason};
+use crate::engine::{Engine, EngineConfig, ExitReason, ExitStatus, GuestIo};
 use crate::error::{Error, Result};
 use crate::hostdir::HostDir;
 use crate::logs::{LogSink, LogStream, MemoryLogs};
-use crate::net::{Network, PodStream};
-use crate::pod::PodDir;
+use crate::net::PodStream;
+use crate::pod::{ExecConfig, PodDir, Sandbox};
 use crate::runner::{PodProcess, Prepare, RunOptions, Shutdown};
 use crate::spec::{
-    ContainerSpec, HostPathType, MountSpec, PodSpec, PreStop, RestartPolicy, SpecError,
+    ContainerSpec, Handler, HostPathType, MountSpec, PodSpec, RestartPolicy, SpecError,
     VolumeSource, VolumeSpec,
 };
 use crate::status::{ContainerRecord, Phase, PodStatus};
@@ -117,19 +119,16 @@ impl Container {
         self
     }
 
-    /// Sets the preStop hook: run the `.wasm` at `module` with `args` (and this container's
-    /// mounts and env) before the termination request.
-    pub fn pre_stop<S: Into<String>>(
-        mut self,
-        module: impl Into<PathBuf>,
-        args: impl IntoIterator<Item = S>,
-    ) -> Self {
-        let module: PathBuf = module.into();
-        let argv0 = module.display().to_string();
-        let argv = std::iter::once(argv0)
-            .chain(args.into_iter().map(Into::into))
-            .collect();
-        self.spec.pre_stop = Some(PreStop::Exec { module, argv });
+    /// Sets the `postStart` hook, run once the guest started (an exec runs in the container,
+    /// as [`LivePod::exec`] does); until it completes the container is not started.
+    pub fn post_start(mut self, hook: Handler) -> Self {
+        self.spec.post_start = Some(hook);
+        self
+    }
+
+    /// Sets the `preStop` hook, run before the termination request.
+    pub fn pre_stop(mut self, hook: Handler) -> Self {
+        self.spec.pre_stop = Some(hook);
         self
     }
 
@@ -210,6 +209,14 @@ impl PodBuilder {
 
     /// Adds an init container (they run in the order added).
     pub fn init_container(mut self, container: Container) -> Self {
+        self.add(container, true);
+        self
+    }
+
+    /// Adds a native sidecar: an init container with `restartPolicy: Always`, started in
+    /// order with the init containers and kept running beside the app containers.
+    pub fn sidecar(mut self, mut container: Container) -> Self {
+        container.spec.sidecar = true;
         self.add(container, true);
         self
     }
@@ -311,8 +318,9 @@ impl PodBuilder {
 
     /// Runs the pod and, while it runs, `test` with a [`LivePod`] (connect to its ports, send
     /// it HTTP requests). When `test` returns, the pod is terminated as on deletion (each
-    /// container's termination request, then its grace period) and the run returned. A pod
-    /// still running at `timeout` is killed and the result is [`Error::Timeout`].
+    /// container's termination request, then its grace period) and the run returned; a pod
+    /// that ends first still lets `test` run to its end. A pod still running at `timeout` is
+    /// killed and the result is [`Error::Timeout`].
     ///
     /// ```
     /// use std::time::Duration;
@@ -367,21 +375,25 @@ impl PodBuilder {
         let process =
             crate::blocking::unblocked(move || PodProcess::prepare(&engine, spec, prepare)).await?;
         let deadline = tokio::time::Instant::now() + timeout;
-        let (network_tx, network_rx) = tokio::sync::oneshot::channel();
-        let network_tx = Mutex::new(Some(network_tx));
+        let (sandbox_tx, sandbox_rx) = tokio::sync::oneshot::channel();
+        let sandbox_tx = Mutex::new(Some(sandbox_tx));
         let logs = MemoryLogs::default();
+        let (status_tx, status_rx) = tokio::sync::watch::channel(PodStatus::new(process.spec()));
         let options = RunOptions {
             logs: LogSink::Memory(logs.clone()),
+            on_status: Some(Arc::new(move |status: &PodStatus| {
+                status_tx.send_replace(status.clone());
+            })),
             backoff_base: self.backoff_base,
             retain_volumes: true,
             eviction_interval: Duration::from_millis(50),
-            on_network: Some(Arc::new(move |network: &Network| {
-                let sender = network_tx
+            on_sandbox: Some(Arc::new(move |sandbox: &Sandbox| {
+                let sender = sandbox_tx
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .take();
                 if let Some(sender) = sender {
-                    let _ = sender.send(network.clone());
+                    let _ = sender.send(sandbox.clone());
                 }
             })),
             ..RunOptions::default()
@@ -391,16 +403,29 @@ impl PodBuilder {
             let mut run = std::pin::pin!(process.run(options, shutdown.clone()));
             let driven = async {
                 if let Some(test) = test {
-                    // The test runs beside the pod; the pod is terminated when it returns
-                    // (or as soon as the pod has ended on its own, the test is dropped).
+                    // The test runs beside the pod; the pod is terminated when it returns.
+                    // A pod that ended on its own first still lets the test run to its end
+                    // (its waits see the final status, then `None`), so no assertion of it
+                    // is skipped.
                     let tested = async {
-                        if let Ok(network) = network_rx.await {
-                            test(LivePod { network, deadline }).await;
+                        if let Ok(sandbox) = sandbox_rx.await {
+                            test(LivePod {
+                                sandbox,
+                                status: status_rx,
+                                deadline,
+                                timeout,
+                                shutdown: shutdown.clone(),
+                            })
+                            .await;
                         }
                     };
+                    let mut tested = std::pin::pin!(tested);
                     tokio::select! {
-                        status = &mut run => return status,
-                        () = tested => shutdown.terminate(),
+                        status = &mut run => {
+                            tested.await;
+                            return status;
+                        }
+                        () = &mut tested => shutdown.terminate(),
                     }
                 }
                 run.as_mut().await
@@ -452,22 +477,100 @@ impl PodBuilder {
     }
 }
 
-/// A running test pod, as [`PodBuilder::run_with`] hands it to the test: its loopback, as its
-/// containers see it.
+/// A running test pod, as [`PodBuilder::run_with`] hands it to the test: wait for its
+/// status (Ready...), reach its loopback as its containers do, exec into its containers,
+/// terminate it.
 #[derive(Debug, Clone)]
 pub struct LivePod {
-    network: Network,
+    sandbox: Sandbox,
+    /// The pod's latest status.
+    status: tokio::sync::watch::Receiver<PodStatus>,
     /// The run's deadline: waits end there.
     deadline: tokio::time::Instant,
+    /// The run's timeout, which set the deadline.
+    timeout: Duration,
+    shutdown: Shutdown,
+}
+
+/// What a command run with [`LivePod::exec`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecOutput {
+    /// How it ended (127 for a command not found).
+    pub exit: ExitStatus,
+    /// Its stdout (the first MiB).
+    pub stdout: String,
+    /// Its stderr (the first MiB).
+    pub stderr: String,
 }
 
 impl LivePod {
+    /// The pod's status now.
+    pub fn status(&self) -> PodStatus {
+        self.status.borrow().clone()
+    }
+
+    /// Waits until the pod's status satisfies `what` and returns that status; `None` if the
+    /// run's deadline came first or the pod ended without it.
+    pub async fn wait_for(&self, what: impl Fn(&PodStatus) -> bool) -> Option<PodStatus> {
+        let mut status = self.status.clone();
+        let waited = tokio::time::timeout_at(self.deadline, status.wait_for(|s| what(s))).await;
+        match waited {
+            Ok(Ok(status)) => Some(status.clone()),
+            _ => None,
+        }
+    }
+
+    /// Waits until the pod is Ready (every app container and sidecar running and passing its
+    /// readiness probe); `None` as for [`LivePod::wait_for`].
+    pub async fn wait_ready(&self) -> Option<PodStatus> {
+        self.wait_for(PodStatus::is_ready).await
+    }
+
+    /// Runs `argv` in running container `container`, as `kubectl exec` does (a module path,
+    /// a name on its `PATH`, a toolbox tool), with empty stdin, and returns its output.
+    pub async fn exec<S: Into<String>>(
+        &self,
+        container: &str,
+        argv: impl IntoIterator<Item = S>,
+    ) -> Result<ExecOutput> {
+        const LIMIT: usize = 1 << 20;
+        let (stdout, stderr) = (MemoryOutputPipe::new(LIMIT), MemoryOutputPipe::new(LIMIT));
+        let config = ExecConfig {
+            argv: argv.into_iter().map(Into::into).collect(),
+            stdin: None,
+            io: GuestIo {
+                stdout: Box::new(stdout.clone()),
+                stderr: Box::new(stderr.clone()),
+            },
+            kill: CancellationToken::new(),
+        };
+        let exec = self.sandbox.exec(container, config);
+        let exit = tokio::time::timeout_at(self.deadline, exec)
+            .await
+            .map_err(|_| Error::Timeout {
+                pod: self.status.borrow().name.clone(),
+                after: self.timeout,
+            })??;
+        let text = |pipe: MemoryOutputPipe| String::from_utf8_lossy(&pipe.contents()).into_owned();
+        Ok(ExecOutput {
+            exit,
+            stdout: text(stdout),
+            stderr: text(stderr),
+        })
+    }
+
+    /// Terminates the pod as on deletion (each container's preStop hook and termination
+    /// request, its grace period, then a hard stop): the run returns once it ended.
+    pub fn terminate(&self) {
+        self.shutdown.terminate();
+    }
+
     /// Connects to `127.0.0.1:port` of the pod's loopback, as a sibling container would;
     /// waits (until the run's deadline) for something to listen there.
     pub async fn connect(&self, port: u16) -> std::io::Result<PodStream> {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         loop {
-            match self.network.connect(addr).await {
+            match self.sandbox.network().connect(addr).await {
                 Err(e)
                     if e.kind() == std::io::ErrorKind::ConnectionRefused
                         && tokio::time::Instant::now() < self.deadline =>
@@ -487,11 +590,6 @@ impl LivePod {
         request: http::Request<Bytes>,
     ) -> std::io::Result<http::Response<Bytes>> {
         let stream = self.connect(port).await?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(std::io::Error::other)?;
-        tokio::spawn(connection);
         let (mut parts, body) = request.into_parts();
         if !parts.headers.contains_key(http::header::HOST) {
             parts.headers.insert(
@@ -499,17 +597,7 @@ impl LivePod {
                 http::HeaderValue::from_static("localhost"),
             );
         }
-        let request = http::Request::from_parts(parts, http_body_util::Full::new(body));
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(std::io::Error::other)?;
-        let (parts, body) = response.into_parts();
-        let body = http_body_util::BodyExt::collect(body)
-            .await
-            .map_err(std::io::Error::other)?
-            .to_bytes();
-        Ok(http::Response::from_parts(parts, body))
+        crate::net::http1_request(stream, http::Request::from_parts(parts, body)).await
     }
 }
 

@@ -48,7 +48,7 @@ mod service;
 mod socket;
 
 pub use dns::NameService;
-pub use service::{PodListener, PodStream};
+pub use service::{PodListener, PodStream, http1_request};
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -12,6 +12,7 @@ mod create;
 mod delete;
 mod dir;
 mod exec;
+mod handler;
 mod kill;
 mod start;
 mod stop;

@@ -5,14 +5,16 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 mod backoff;
 mod eviction;
+mod probe;
 mod process;
 
 pub use backoff::Backoff;
@@ -29,9 +31,9 @@ use crate::status::{ContainerRecord, Phase, PodStatus, State};
 /// Sees the pod's status after every change.
 pub type StatusObserver = Arc<dyn Fn(&PodStatus) + Send + Sync>;
 
-/// Sees the pod's network once its sandbox exists (the test harness reaches the pod's
-/// services through it).
-pub type NetworkObserver = Arc<dyn Fn(&crate::net::Network) + Send + Sync>;
+/// Sees the pod's sandbox once it exists, before any container starts (the test harness
+/// reaches the pod's services and execs into its containers through it).
+pub type SandboxObserver = Arc<dyn Fn(&Sandbox) + Send + Sync>;
 
 /// How a pod is run.
 #[derive(Clone)]
@@ -46,8 +48,8 @@ pub struct RunOptions {
     /// Where guests' output is kept. Default: CRI log files in the pod directory, rotated as
     /// kubelet rotates them (`wasmpod logs` reads them).
     pub logs: LogSink,
-    /// Sees the pod's network, before any container starts.
-    pub on_network: Option<NetworkObserver>,
+    /// Sees the pod's sandbox, before any container starts.
+    pub on_sandbox: Option<SandboxObserver>,
     /// Overrides the manifest's `terminationGracePeriodSeconds`.
     pub grace_period: Option<Duration>,
     /// Keep the emptyDirs after the pod ended (the test harness reads them). Default: false.
@@ -79,7 +81,7 @@ impl Default for RunOptions {
             on_status: None,
             on_log: None,
             logs: LogSink::default(),
-            on_network: None,
+            on_sandbox: None,
             grace_period: None,
             retain_volumes: false,
             eviction_interval: Duration::from_secs(1),
@@ -160,20 +162,22 @@ async fn run_pod(
     config.retain_volumes = options.retain_volumes;
     config.network = options.network.clone();
     let sandbox = Sandbox::create(engine, config).await?;
-    if let Some(observer) = &options.on_network {
-        observer(sandbox.network());
+    if let Some(observer) = &options.on_sandbox {
+        observer(&sandbox);
     }
     let pod = Arc::new(Pod {
         sandbox: sandbox.clone(),
         restart_policy: spec.restart_policy,
         backoff_base: options.backoff_base,
         status: Mutex::new(PodStatus::new(spec).with_warnings(warnings)),
+        init_started: spec.init_containers.iter().map(|_| Notify::new()).collect(),
         images: images.clone(),
         on_status: options.on_status,
         grace: options
             .grace_period
             .unwrap_or(spec.termination_grace_period),
         shutdown: shutdown.child(),
+        terminating_since: OnceLock::new(),
     });
     pod.notify();
     let deadline = spec.active_deadline.map(|after| {
@@ -222,7 +226,15 @@ struct Pod {
     grace: Duration,
     /// Pulled on shutdown or deadline: every container is stopped and none restarted.
     shutdown: Shutdown,
+    /// Fired each time init container `i` is started (the runner waits on a sidecar's).
+    init_started: Vec<Notify>,
+    /// When the first container was stopped for the pod's termination.
+    terminating_since: OnceLock<Instant>,
 }
+
+/// The least grace period a container stopped late in the pod's termination gets (kubelet's
+/// `minimumGracePeriodInSeconds`).
+const MIN_GRACE: Duration = Duration::from_secs(2);
 
 /// Which status slot a container fills.
 #[derive(Debug, Clone, Copy)]
@@ -232,27 +244,45 @@ enum Slot {
 }
 
 impl Pod {
-    /// Init containers in order, then app containers together; the phase they end in.
+    /// Init containers in order (a sidecar started and left running: the next one waits
+    /// until it is started), then app containers together; once they ended, the sidecars
+    /// are stopped in reverse order. The phase the app containers end in.
     async fn drive(self: &Arc<Self>, spec: &PodSpec) -> Phase {
+        let mut sidecars = Vec::new();
+        let mut initialized = true;
         for (i, container) in spec.init_containers.iter().enumerate() {
-            if !self.run_container(Slot::Init(i), container).await.success() {
-                return Phase::Failed;
+            if container.sidecar {
+                let stop = CancellationToken::new();
+                let task = self.spawn_container(Slot::Init(i), container, stop.clone());
+                sidecars.push((stop, task));
+                if !self.until_started(i).await {
+                    initialized = false;
+                    break;
+                }
+            } else if !(self.run_container(Slot::Init(i), container, &self.shutdown.terminate))
+                .await
+                .success()
+            {
+                initialized = false;
+                break;
             }
         }
-        self.update(|s| s.phase = Phase::Running);
-        let tasks: Vec<_> = spec
-            .containers
-            .iter()
-            .enumerate()
-            .map(|(i, container)| {
-                let pod = self.clone();
-                let container = container.clone();
-                tokio::spawn(async move { pod.run_container(Slot::App(i), &container).await })
-            })
-            .collect();
-        let mut succeeded = true;
-        for task in tasks {
-            succeeded &= task.await.is_ok_and(|exit| exit.success());
+        let mut succeeded = initialized;
+        if initialized {
+            self.update(|s| s.phase = Phase::Running);
+            let tasks: Vec<_> = (spec.containers.iter().enumerate())
+                .map(|(i, container)| {
+                    let stop = self.shutdown.terminate.clone();
+                    self.spawn_container(Slot::App(i), container, stop)
+                })
+                .collect();
+            for task in tasks {
+                succeeded &= task.await.is_ok_and(|exit| exit.success());
+            }
+        }
+        for (stop, task) in sidecars.into_iter().rev() {
+            stop.cancel();
+            let _ = task.await;
         }
         if succeeded {
             Phase::Succeeded
@@ -261,23 +291,58 @@ impl Pod {
         }
     }
 
-    /// Runs one container until it ends for good under the restart policy; its last exit.
-    async fn run_container(&self, slot: Slot, spec: &ContainerSpec) -> ExitStatus {
+    /// [`Pod::run_container`] on a task of its own.
+    fn spawn_container(
+        self: &Arc<Self>,
+        slot: Slot,
+        container: &ContainerSpec,
+        stop: CancellationToken,
+    ) -> tokio::task::JoinHandle<ExitStatus> {
+        let pod = self.clone();
+        let container = container.clone();
+        tokio::spawn(async move { pod.run_container(slot, &container, &stop).await })
+    }
+
+    /// Waits until sidecar `i` is started (its postStart hook and startup probe passed);
+    /// false when the pod is terminated first.
+    async fn until_started(&self, i: usize) -> bool {
+        let Some(started) = self.init_started.get(i) else {
+            return false;
+        };
+        tokio::select! {
+            () = started.notified() => true,
+            () = self.shutdown.terminate.cancelled() => false,
+        }
+    }
+
+    /// Runs one container until it ends for good under the restart policy (a sidecar's is
+    /// `Always`) or `stop` fires (then it is stopped within the grace period and not
+    /// restarted); its last exit.
+    async fn run_container(
+        &self,
+        slot: Slot,
+        spec: &ContainerSpec,
+        stop: &CancellationToken,
+    ) -> ExitStatus {
         let mut backoff = Backoff::new(self.backoff_base);
         let mut attempt = 0;
         loop {
             let began = Instant::now();
-            let (exit, started_at) = self.run_once(slot, spec, attempt).await;
+            let (exit, started_at, killed) = self.run_once(slot, spec, attempt, stop).await;
             let terminated = State::Terminated {
                 exit: exit.clone(),
                 started_at,
                 finished_at: Timestamp::now(),
             };
             let restart = match slot {
+                _ if spec.sidecar => true,
                 Slot::Init(_) => !exit.success() && self.restart_policy != RestartPolicy::Never,
+                // A container killed for a failed probe or hook is restarted whatever its exit
+                // (as kubelet does), unless the pod never restarts.
+                Slot::App(_) if killed => self.restart_policy != RestartPolicy::Never,
                 Slot::App(_) => self.restart_policy.restarts(exit.code),
             };
-            if !restart || self.shutdown.is_terminating() {
+            if !restart || stop.is_cancelled() {
                 self.set_state(slot, terminated, None);
                 return exit;
             }
@@ -290,32 +355,51 @@ impl Pod {
             self.set_state(slot, waiting, Some((terminated, attempt)));
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
-                () = self.shutdown.terminate.cancelled() => return exit,
+                () = stop.cancelled() => return exit,
             }
         }
     }
 
-    /// One run: create, start, wait (killing on stop), remove; how it ended and when it
-    /// started. Setup failures are the container's `StartError`, never the pod's crash.
+    /// One run: create, start, postStart hook and probes, wait (stopping it when `stop`
+    /// fires or its hook or a startup or liveness probe failed), remove; how it ended, when it
+    /// started and whether it was killed for a failed hook or probe. Setup failures are the
+    /// container's `StartError`, never the pod's crash.
     async fn run_once(
         &self,
         slot: Slot,
         spec: &ContainerSpec,
         attempt: u32,
-    ) -> (ExitStatus, Timestamp) {
+        stop: &CancellationToken,
+    ) -> (ExitStatus, Timestamp, bool) {
         let name = spec.name.as_str();
         let config =
             ContainerConfig::new(spec.clone(), attempt).with_image(self.images.get(name).cloned());
         let started_at = Timestamp::now();
         if let Err(e) = self.sandbox.create_container(config).await {
-            return (ExitStatus::start_error(e.to_string()), started_at);
+            return (ExitStatus::start_error(e.to_string()), started_at, false);
         }
+        let mut killed = false;
         let exit = match self.sandbox.start_container(name) {
             Ok(()) => {
-                self.set_state(slot, State::Running { started_at }, None);
+                self.update_record(slot, |record| record.state = State::Running { started_at });
+                if spec.post_start.is_none() && spec.probes.startup.is_none() {
+                    self.mark_started(slot, spec);
+                }
                 tokio::select! {
                     exit = self.sandbox.wait_container(name) => exit,
-                    () = self.shutdown.terminate.cancelled() => self.stop(name).await,
+                    () = stop.cancelled() => self.stop(name, self.grace_left()).await,
+                    failed = self.supervise(slot, spec) => {
+                        tracing::info!(
+                            container = name,
+                            check = failed.check,
+                            message = failed.message,
+                            "container failed its {}, will be restarted",
+                            failed.check
+                        );
+                        killed = true;
+                        self.update_record(slot, |record| record.ready = false);
+                        self.stop(name, failed.grace.unwrap_or(self.grace)).await
+                    }
                 }
                 .unwrap_or_else(|e| ExitStatus::start_error(e.to_string()))
             }
@@ -332,13 +416,90 @@ impl Pod {
             }
             Err(error) => tracing::warn!(container = name, %error, "cannot remove container"),
         }
-        (exit, started_at)
+        (exit, started_at, killed)
     }
 
-    /// Graceful stop of a running container, cut short by [`Shutdown::kill`].
-    async fn stop(&self, name: &str) -> Result<ExitStatus> {
+    /// Runs a started container's postStart hook, then its startup probe to its first
+    /// success (then the container is started), then its liveness and readiness probes side
+    /// by side, the readiness probe setting whether it is ready. Returns only when the hook,
+    /// the startup or the liveness probe failed.
+    async fn supervise(&self, slot: Slot, spec: &ContainerSpec) -> probe::Failed {
+        let (name, probes) = (spec.name.as_str(), &spec.probes);
+        if let Some(hook) = &spec.post_start
+            && let Err(message) = self.sandbox.run_handler(name, hook, None).await
+        {
+            tracing::warn!(container = name, message, "FailedPostStartHook");
+            return probe::Failed {
+                check: "postStart hook",
+                message,
+                grace: None,
+            };
+        }
+        if let Some(startup) = &probes.startup
+            && let Err(failed) =
+                probe::until_failed(&self.sandbox, name, startup, "startup probe", true).await
+        {
+            return failed;
+        }
+        self.mark_started(slot, spec);
+        let liveness = async {
+            if let Some(liveness) = &probes.liveness
+                && let Err(failed) =
+                    probe::until_failed(&self.sandbox, name, liveness, "liveness probe", false)
+                        .await
+            {
+                return failed;
+            }
+            std::future::pending().await
+        };
+        // Runs for as long as it is polled.
+        let readiness = async {
+            match &probes.readiness {
+                Some(readiness) => {
+                    probe::readiness(&self.sandbox, name, readiness, |ready| {
+                        self.update_record(slot, |record| record.ready = ready);
+                    })
+                    .await
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            failed = liveness => failed,
+            never = readiness => match never {},
+        }
+    }
+
+    /// Records that a running container is started (its postStart hook and startup probe,
+    /// if any, passed): ready too when it has no readiness probe. A sidecar's start lets the
+    /// next init container go.
+    fn mark_started(&self, slot: Slot, spec: &ContainerSpec) {
+        self.update_record(slot, |record| {
+            record.started = true;
+            record.ready = spec.probes.readiness.is_none();
+        });
+        if let Slot::Init(i) = slot
+            && let Some(started) = self.init_started.get(i)
+        {
+            started.notify_one();
+        }
+    }
+
+    /// The grace period of a container stopped now: the pod's, less what its termination
+    /// took so far (sidecars are stopped after the app containers), at least 2 s (as
+    /// kubelet's minimum) unless the pod's is shorter.
+    fn grace_left(&self) -> Duration {
+        if !self.shutdown.is_terminating() {
+            return self.grace;
+        }
+        let since = *self.terminating_since.get_or_init(Instant::now);
+        (self.grace.saturating_sub(since.elapsed())).max(MIN_GRACE.min(self.grace))
+    }
+
+    /// Graceful stop of a running container within `grace`, cut short by [`Shutdown::kill`].
+    async fn stop(&self, name: &str, grace: Duration) -> Result<ExitStatus> {
         let stopped = tokio::select! {
-            stopped = self.sandbox.stop_container(name, self.grace) => stopped?,
+            stopped = self.sandbox.stop_container(name, grace) => stopped?,
             () = self.shutdown.kill.cancelled() => {
                 self.sandbox.kill_container(name)?;
                 Some(self.sandbox.wait_container(name).await?)
@@ -350,6 +511,10 @@ impl Pod {
     /// Sets a container's state; with `restarted`, also its last state and restart count.
     fn set_state(&self, slot: Slot, state: State, restarted: Option<(State, u32)>) {
         self.update_record(slot, |record| {
+            if !matches!(state, State::Running { .. }) {
+                record.started = false;
+                record.ready = false;
+            }
             record.state = state;
             if let Some((last, restart_count)) = restarted {
                 record.last_state = Some(last);

@@ -156,24 +156,95 @@ pub struct ContainerSpec {
     pub resources: Resources,
     /// `ports[].containerPort`: informational, as in Kubernetes.
     pub ports: Vec<u16>,
-    /// `lifecycle.preStop`.
-    pub pre_stop: Option<PreStop>,
+    /// `lifecycle.postStart`: run once the guest started; until it completes the container
+    /// is not started (its probes wait, a sidecar holds back the next init container); its
+    /// failure kills the container (`FailedPostStartHook`).
+    pub post_start: Option<Handler>,
+    /// `lifecycle.preStop`: run before the termination request; its time counts against the
+    /// grace period; its failure is logged and termination goes on.
+    pub pre_stop: Option<Handler>,
+    /// An init container with `restartPolicy: Always`, a native sidecar: started in order
+    /// with the init containers (the next one waits until it is started), then kept running
+    /// and restarted whatever its exit, and stopped after the app containers, in reverse order.
+    pub sidecar: bool,
+    /// `startupProbe`, `livenessProbe` and `readinessProbe`.
+    pub probes: Probes,
 }
 
-/// A container's `lifecycle.preStop` hook, run before its termination request; its time counts
-/// against the grace period.
+/// A container's probes, which the runner runs as kubelet runs them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Probes {
+    /// `startupProbe`: until it succeeds the others do not run and the container is not
+    /// started; past its failure threshold the container is restarted.
+    pub startup: Option<Probe>,
+    /// `livenessProbe`: past its failure threshold the container is restarted.
+    pub liveness: Option<Probe>,
+    /// `readinessProbe`: the container is ready while it succeeds.
+    pub readiness: Option<Probe>,
+}
+
+/// One probe with its timing, Kubernetes' defaults filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PreStop {
-    /// `exec.command`: `command[0]` names a `.wasm` module (resolved like `image`), run to its
-    /// end with the container's mounts and env, its output in the container's log.
+pub struct Probe {
+    /// What is checked.
+    pub action: Handler,
+    /// `initialDelaySeconds` (default 0): from the container's start (or its startup probe's
+    /// success) to the first check.
+    pub initial_delay: Duration,
+    /// `periodSeconds` (default 10): from one check to the next.
+    pub period: Duration,
+    /// `timeoutSeconds` (default 1): a check that takes longer failed.
+    pub timeout: Duration,
+    /// `successThreshold` (default 1; 1 for liveness and startup probes): consecutive successes
+    /// after a failure to count as passing.
+    pub success_threshold: u32,
+    /// `failureThreshold` (default 3): consecutive failures to count as failed.
+    pub failure_threshold: u32,
+    /// `terminationGracePeriodSeconds` of a liveness or startup probe: the grace period of the
+    /// restart it causes, in place of the pod's.
+    pub termination_grace_period: Option<Duration>,
+}
+
+/// What kubelet runs for a probe or a lifecycle hook (its `ProbeHandler` and
+/// `LifecycleHandler`), against the container, inside the pod (kubelet reaches the pod's IP;
+/// here the pod's loopback, where a guest's wildcard or loopback listener answers). Probes
+/// take `exec`, `httpGet`, `tcpSocket` and `grpc`; hooks `exec`, `httpGet` and `sleep`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handler {
+    /// `exec.command`: run in the container as `kubectl exec` runs it; exit 0 passes.
     Exec {
-        /// The hook's module.
-        module: PathBuf,
-        /// Its argv: `command` with `$(VAR)` expanded.
+        /// The command.
         argv: Vec<String>,
     },
-    /// `sleep.seconds`: wait that long.
+    /// `httpGet`: a GET answered with a status from 200 to 399 passes.
+    HttpGet(HttpGet),
+    /// `tcpSocket`: a connection accepted passes.
+    TcpSocket {
+        /// `port`, a named one resolved against the container's ports.
+        port: u16,
+    },
+    /// `grpc`: the gRPC health checking protocol's `Check` answered `SERVING` passes.
+    Grpc {
+        /// `port`.
+        port: u16,
+        /// `service` (default empty: the server's overall health).
+        service: String,
+    },
+    /// `sleep.seconds`: a pause (hooks only).
     Sleep(Duration),
+}
+
+/// An `httpGet` handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpGet {
+    /// `port`, a named one resolved against the container's ports.
+    pub port: u16,
+    /// `path` (default `/`).
+    pub path: String,
+    /// `scheme: HTTPS` (the certificate is not verified, as kubelet does not).
+    pub https: bool,
+    /// `httpHeaders`, in order.
+    pub headers: Vec<(String, String)>,
 }
 
 impl ContainerSpec {
@@ -197,7 +268,10 @@ impl ContainerSpec {
             mounts: Vec::new(),
             resources: Resources::default(),
             ports: Vec::new(),
+            post_start: None,
             pre_stop: None,
+            sidecar: false,
+            probes: Probes::default(),
         }
     }
 }

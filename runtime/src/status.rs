@@ -75,6 +75,13 @@ pub struct ContainerRecord {
     pub cpu_time: std::time::Duration,
     /// Peak memory (linear memories and tables) of its latest run, in bytes.
     pub memory_peak: u64,
+    /// It runs and its startup probe (if any) passed.
+    pub started: bool,
+    /// It is started and its readiness probe (if any) passes: it may take traffic.
+    pub ready: bool,
+    /// A native sidecar (an init container that keeps running): it counts in READY and in
+    /// the pod's readiness, and as initialized once started.
+    pub sidecar: bool,
 }
 
 impl ContainerRecord {
@@ -90,6 +97,9 @@ impl ContainerRecord {
             restart_count: 0,
             cpu_time: std::time::Duration::ZERO,
             memory_peak: 0,
+            started: false,
+            ready: false,
+            sidecar: false,
         }
     }
 
@@ -158,7 +168,10 @@ impl PodStatus {
             init_containers: spec
                 .init_containers
                 .iter()
-                .map(|c| ContainerRecord::waiting(&c.name, &c.image, "PodInitializing"))
+                .map(|c| ContainerRecord {
+                    sidecar: c.sidecar,
+                    ..ContainerRecord::waiting(&c.name, &c.image, "PodInitializing")
+                })
                 .collect(),
             containers: spec
                 .containers
@@ -184,10 +197,83 @@ impl PodStatus {
             .find(|c| c.name == name)
     }
 
-    /// `(running app containers, app containers)`: kubectl's READY column.
+    /// The containers whose readiness is the pod's: app containers and sidecars.
+    fn serving(&self) -> impl Iterator<Item = &ContainerRecord> {
+        (self.init_containers.iter().filter(|c| c.sidecar)).chain(&self.containers)
+    }
+
+    /// `(ready containers, containers)` of the app containers and sidecars: kubectl's READY
+    /// column.
     pub fn ready(&self) -> (usize, usize) {
-        let running = self.containers.iter().filter(|c| c.is_running()).count();
-        (running, self.containers.len())
+        let ready = self.serving().filter(|c| c.ready).count();
+        (ready, self.serving().count())
+    }
+
+    /// Whether every app container and sidecar is ready: the pod's `Ready` condition.
+    pub fn is_ready(&self) -> bool {
+        self.phase == Phase::Running && self.serving().all(|c| c.ready)
+    }
+
+    /// Whether init container `c` is done initializing: completed, or a sidecar started
+    /// (it stays so once the app containers run, restarts and all).
+    fn initialized(&self, c: &ContainerRecord) -> bool {
+        match c.sidecar {
+            true => c.started || self.phase != Phase::Pending,
+            false => c.exit().is_some_and(ExitStatus::success),
+        }
+    }
+
+    /// The pod's conditions, as kubelet reports them: `PodScheduled`, `Initialized`,
+    /// `ContainersReady`, `Ready`, then one `wasmpod.io/HostLimits` per warning.
+    pub fn conditions(&self) -> Vec<k8s::PodCondition> {
+        let condition = |type_: &str, unmet: Vec<&str>, reason: &str, what: &str| {
+            let met = unmet.is_empty();
+            k8s::PodCondition {
+                type_: type_.into(),
+                status: if met { "True" } else { "False" }.into(),
+                reason: (!met).then(|| reason.to_owned()),
+                message: (!met)
+                    .then(|| format!("containers with {what} status: [{}]", unmet.join(" "))),
+                ..Default::default()
+            }
+        };
+        let uninitialized: Vec<&str> = (self.init_containers.iter())
+            .filter(|c| !self.initialized(c))
+            .map(|c| c.name.as_str())
+            .collect();
+        let unready: Vec<&str> = (self.serving())
+            .filter(|c| !c.ready)
+            .map(|c| c.name.as_str())
+            .collect();
+        let ended = matches!(self.phase, Phase::Succeeded | Phase::Failed);
+        let ready = |type_: &str| {
+            let mut ready = condition(type_, unready.clone(), "ContainersNotReady", "unready");
+            if ended {
+                ready.status = "False".into();
+                ready.reason = Some("PodCompleted".into());
+                ready.message = None;
+            }
+            ready
+        };
+        let mut conditions = vec![
+            condition("PodScheduled", Vec::new(), "", ""),
+            condition(
+                "Initialized",
+                uninitialized.clone(),
+                "ContainersNotInitialized",
+                "incomplete",
+            ),
+            ready("ContainersReady"),
+            ready("Ready"),
+        ];
+        conditions.extend(self.warnings.iter().map(|warning| k8s::PodCondition {
+            type_: "wasmpod.io/HostLimits".into(),
+            status: "False".into(),
+            reason: Some("NotEnforced".into()),
+            message: Some(warning.clone()),
+            ..Default::default()
+        }));
+        conditions
     }
 
     /// The sum of every container's restarts: kubectl's RESTARTS column.
@@ -205,12 +291,8 @@ impl PodStatus {
         if let Some(reason) = &self.reason {
             return reason.clone();
         }
-        let done = self
-            .init_containers
-            .iter()
-            .filter(|c| c.exit().is_some_and(ExitStatus::success))
-            .count();
-        if done < self.init_containers.len() {
+        let pending = (self.init_containers.iter()).position(|c| !self.initialized(c));
+        if let Some(done) = pending {
             let pending = &self.init_containers[done];
             return match &pending.state {
                 State::Waiting { reason } if reason != "PodInitializing" => {
@@ -283,18 +365,7 @@ impl PodStatus {
             start_time: Some(Time(self.start_time)),
             init_container_statuses: Some(self.init_containers.iter().map(to_k8s).collect()),
             container_statuses: Some(self.containers.iter().map(to_k8s).collect()),
-            conditions: (!self.warnings.is_empty()).then(|| {
-                self.warnings
-                    .iter()
-                    .map(|warning| k8s::PodCondition {
-                        type_: "wasmpod.io/HostLimits".into(),
-                        status: "False".into(),
-                        reason: Some("NotEnforced".into()),
-                        message: Some(warning.clone()),
-                        ..Default::default()
-                    })
-                    .collect()
-            }),
+            conditions: Some(self.conditions()),
             ..Default::default()
         }
     }
@@ -305,8 +376,8 @@ fn to_k8s(record: &ContainerRecord) -> k8s::ContainerStatus {
         name: record.name.clone(),
         image: record.image.clone(),
         image_id: String::new(),
-        ready: record.is_running(),
-        started: Some(record.is_running()),
+        ready: record.ready,
+        started: Some(record.started),
         restart_count: i32::try_from(record.restart_count).unwrap_or(i32::MAX),
         state: Some(state_to_k8s(&record.state)),
         last_state: record.last_state.as_ref().map(state_to_k8s),

@@ -7,6 +7,7 @@ use std::time::Duration;
 use wasmpod::ExitReason;
 use wasmpod::admission::{Node, Quantities};
 use wasmpod::harness::{Container, PodBuilder};
+use wasmpod::spec::Handler;
 use wasmpod::status::Phase;
 use wasmpod_guests as guests;
 
@@ -190,17 +191,28 @@ async fn dot_dot_and_symlinks_cannot_leave_a_volume() {
 
 #[tokio::test]
 async fn pre_stop_output_lands_before_the_container_stops() {
+    // The hook runs in the container, as `kubectl exec` would: its module is in a volume.
+    let guests_dir = std::path::Path::new(guests::WRITE_P1)
+        .parent()
+        .expect("the guests' directory");
+    let hook = [
+        "/guests/write.wasm",
+        "--append",
+        "/data/order.txt",
+        "prestop ran",
+    ];
     let run = PodBuilder::new("prestop")
         .empty_dir("data")
+        .host_path("guests", guests_dir)
         .active_deadline(Duration::from_millis(500))
         .container(
             Container::new("app", guests::GRACEFUL_P1)
                 .args(["/data/order.txt"])
                 .mount("data", "/data")
-                .pre_stop(
-                    guests::WRITE_P1,
-                    ["--append", "/data/order.txt", "prestop ran"],
-                ),
+                .mount_read_only("guests", "/guests")
+                .pre_stop(Handler::Exec {
+                    argv: hook.map(String::from).to_vec(),
+                }),
         )
         .run(DEADLINE)
         .await

@@ -179,6 +179,39 @@ impl AsyncWrite for PodStream {
     }
 }
 
+/// Sends `request` over HTTP/1.1 on `stream` (a connection to a pod's listener) and returns
+/// the whole response; the connection ends with it.
+pub async fn http1_request<S>(
+    stream: S,
+    request: http::Request<bytes::Bytes>,
+) -> io::Result<http::Response<bytes::Bytes>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(io::Error::other)?;
+    let connection = tokio::spawn(connection);
+    let (parts, body) = request.into_parts();
+    let request = http::Request::from_parts(parts, http_body_util::Full::new(body));
+    let answered = async {
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(io::Error::other)?;
+        let (parts, body) = response.into_parts();
+        let body = http_body_util::BodyExt::collect(body)
+            .await
+            .map_err(io::Error::other)?
+            .to_bytes();
+        Ok(http::Response::from_parts(parts, body))
+    }
+    .await;
+    connection.abort();
+    answered
+}
+
 #[cfg(test)]
 mod tests {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};

@@ -10,13 +10,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use tokio_util::sync::CancellationToken;
-
 use super::{ContainerState, Sandbox, TERMINATION_FILE};
-use crate::engine::{ExitStatus, GuestIo};
+use crate::engine::ExitStatus;
 use crate::error::{Error, Result};
-use crate::logs::LogStream;
-use crate::spec::PreStop;
 
 impl Sandbox {
     /// Stops container `name` within `grace`: its preStop hook (whose time counts against
@@ -70,50 +66,19 @@ impl Sandbox {
     /// Runs the container's preStop hook, if it has one, to its end. A failing hook is
     /// logged (Kubernetes' `FailedPreStopHook`) and termination goes on.
     async fn run_pre_stop(&self, name: &str) {
-        let prepared = {
+        let hook = {
             let state = self.lock();
             let Ok(container) = self.find(&state, name) else {
                 return;
             };
-            match &container.config.spec.pre_stop {
-                None => return,
-                Some(PreStop::Sleep(pause)) => Err(*pause),
-                Some(PreStop::Exec { module, argv }) => Ok((
-                    module.clone(),
-                    self.invocation(container, argv.clone()),
-                    container.log.clone(),
-                )),
-            }
+            container.config.spec.pre_stop.clone()
         };
-        let (module, invocation, log) = match prepared {
-            Err(pause) => return tokio::time::sleep(pause).await,
-            Ok(exec) => exec,
+        let Some(hook) = hook else {
+            return;
         };
-        let hook = async {
-            let mut invocation = invocation;
-            // The hook's usage is its own, not the container's.
-            invocation.usage = Default::default();
-            let engine = self.shared.engine.clone();
-            let image = crate::blocking::unblocked(move || engine.load_image(&module)).await?;
-            let io = GuestIo {
-                stdout: Box::new(log.stream(LogStream::Stdout)),
-                stderr: Box::new(log.stream(LogStream::Stderr)),
-            };
-            let exit = self
-                .shared
-                .engine
-                .run(&image, invocation, io, CancellationToken::new())
-                .await;
-            Ok::<_, Error>(exit)
-        };
-        match hook.await {
-            Ok(exit) if exit.success() => {
-                tracing::debug!(container = name, "preStop hook completed");
-            }
-            Ok(exit) => {
-                tracing::warn!(container = name, code = exit.code, message = ?exit.message, "FailedPreStopHook");
-            }
-            Err(error) => tracing::warn!(container = name, %error, "FailedPreStopHook"),
+        match self.run_handler(name, &hook, None).await {
+            Ok(()) => tracing::debug!(container = name, "preStop hook completed"),
+            Err(message) => tracing::warn!(container = name, message, "FailedPreStopHook"),
         }
     }
 }

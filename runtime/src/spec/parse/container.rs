@@ -7,6 +7,7 @@ use k8s_openapi::api::core::v1 as core;
 
 use super::env::{convert_env, expand};
 use super::field_path::FieldPath;
+use super::handler::HandlerContext;
 use super::lifecycle::convert_lifecycle;
 use super::metadata::Meta;
 use super::mount::convert_mounts;
@@ -14,9 +15,10 @@ use super::names::check_element_name;
 use super::objects::Objects;
 use super::policy::{
     NOT_APPLICABLE, absolute_guest_path, convert_list, ignore_fields, is_true, non_empty, nonempty,
-    nonempty_str, reject_fields,
+    reject_fields,
 };
 use super::ports::convert_ports;
+use super::probe::convert_probes;
 use super::resources::convert_resources;
 use super::security::check_security_context;
 use crate::spec::{ContainerSpec, SpecError};
@@ -39,6 +41,8 @@ pub(super) struct PodContext<'a> {
 pub(super) enum ContainerKind {
     /// `spec.initContainers`.
     Init,
+    /// `spec.initContainers` with `restartPolicy: Always`: a native sidecar.
+    Sidecar,
     /// `spec.containers`.
     App,
 }
@@ -91,13 +95,23 @@ fn convert_container(
         volume_mounts,
         working_dir,
     } = container;
+    let kind = match (kind, non_empty(restart_policy)) {
+        (kind, None) => kind,
+        (ContainerKind::Init, Some(policy)) if policy == "Always" => ContainerKind::Sidecar,
+        (ContainerKind::Init, Some(other)) => {
+            return Err(p
+                .field("restartPolicy")
+                .unsupported_value(&other, &["Always"]));
+        }
+        (_, Some(_)) => {
+            return Err(p
+                .field("restartPolicy")
+                .error("may not be set for non-init containers"));
+        }
+    };
     reject_fields(
         p,
         &[
-            ("livenessProbe", liveness_probe.is_some()),
-            ("readinessProbe", readiness_probe.is_some()),
-            ("startupProbe", startup_probe.is_some()),
-            ("restartPolicy", nonempty_str(&restart_policy)),
             ("restartPolicyRules", nonempty(&restart_policy_rules)),
             ("stdin", is_true(stdin)),
             ("stdinOnce", is_true(stdin_once)),
@@ -138,21 +152,40 @@ fn convert_container(
     let working_dir = non_empty(working_dir)
         .map(|dir| absolute_guest_path(dir, &p.field("workingDir")))
         .transpose()?;
+    let ports = ports.unwrap_or_default();
+    let named_ports: Vec<(String, u16)> = (ports.iter())
+        .filter_map(|port| {
+            let name = port.name.clone().filter(|n| !n.is_empty())?;
+            Some((name, u16::try_from(port.container_port).ok()?))
+        })
+        .collect();
+    let ports = convert_ports(ports, &p.field("ports"))?;
+    let handlers = HandlerContext {
+        ports: &named_ports,
+        env: &env,
+    };
+    let probes = convert_probes(
+        startup_probe,
+        liveness_probe,
+        readiness_probe,
+        p,
+        kind,
+        &handlers,
+    )?;
+    let (post_start, pre_stop) =
+        convert_lifecycle(lifecycle, &p.field("lifecycle"), kind, &handlers)?;
     Ok(ContainerSpec {
+        probes,
         mounts: convert_mounts(
             volume_mounts.unwrap_or_default(),
             &p.field("volumeMounts"),
             &context.volumes,
         )?,
         resources: convert_resources(resources, &p.field("resources"))?,
-        ports: convert_ports(ports.unwrap_or_default(), &p.field("ports"))?,
-        pre_stop: convert_lifecycle(
-            lifecycle,
-            &p.field("lifecycle"),
-            kind,
-            |command, p| Ok(resolve_image(Some(command), p, context.base_dir)?.1),
-            &env,
-        )?,
+        ports,
+        post_start,
+        pre_stop,
+        sidecar: kind == ContainerKind::Sidecar,
         name,
         image,
         module,
@@ -211,9 +244,6 @@ mod tests {
     #[test]
     fn unsupported_container_fields() {
         let cases = [
-            ("livenessProbe: {exec: {command: [probe]}}", "livenessProbe"),
-            ("readinessProbe: {tcpSocket: {port: 80}}", "readinessProbe"),
-            ("startupProbe: {httpGet: {port: 80}}", "startupProbe"),
             ("stdin: true", "stdin"),
             ("stdinOnce: true", "stdinOnce"),
             ("tty: true", "tty"),
@@ -221,16 +251,7 @@ mod tests {
                 "volumeDevices: [{name: d, devicePath: /dev/xvda}]",
                 "volumeDevices",
             ),
-            ("restartPolicy: Always", "restartPolicy"),
-            (
-                "lifecycle: {postStart: {exec: {command: [x]}}}",
-                "lifecycle.postStart",
-            ),
             ("lifecycle: {stopSignal: SIGUSR1}", "lifecycle.stopSignal"),
-            (
-                "lifecycle: {preStop: {httpGet: {port: 80}}}",
-                "lifecycle.preStop.httpGet",
-            ),
             (
                 "ports: [{containerPort: 80, hostPort: 8080}]",
                 "ports[0].hostPort",
@@ -297,6 +318,38 @@ containers:
 - {name: web, image: web.wasm}
 ")),
             "spec.initContainers[0].securityContext.privileged: not supported by wasmpod"
+        );
+    }
+
+    #[test]
+    fn an_init_container_that_always_restarts_is_a_sidecar() {
+        let spec = ok(&pod("\
+initContainers:
+- {name: setup, image: one.wasm}
+- name: proxy
+  image: proxy.wasm
+  restartPolicy: Always
+  readinessProbe: {tcpSocket: {port: 9000}}
+  lifecycle: {preStop: {sleep: {seconds: 1}}}
+containers:
+- {name: web, image: web.wasm}
+"));
+        let sidecars: Vec<bool> = spec.init_containers.iter().map(|c| c.sidecar).collect();
+        assert_eq!(sidecars, [false, true]);
+        assert!(!spec.containers[0].sidecar);
+        assert!(spec.init_containers[1].probes.readiness.is_some());
+        assert_eq!(
+            err(&pod("\
+initContainers:
+- {name: setup, image: one.wasm, restartPolicy: Never}
+containers:
+- {name: web, image: web.wasm}
+")),
+            "spec.initContainers[0].restartPolicy: unsupported value \"Never\": supported values are \"Always\""
+        );
+        assert_eq!(
+            err(&pod_with_container("restartPolicy: Always")),
+            "spec.containers[0].restartPolicy: may not be set for non-init containers"
         );
     }
 

@@ -211,7 +211,10 @@ fn kubectl_dry_run_manifest() {
             mounts: Vec::new(),
             resources: Resources::default(),
             ports: Vec::new(),
+            post_start: None,
             pre_stop: None,
+            sidecar: false,
+            probes: Default::default(),
         }]
     );
     assert_uuid(&spec.uid);
