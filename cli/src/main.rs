@@ -18,7 +18,7 @@ use wasmpod::logs::LogStream;
 use wasmpod::pod::PodDir;
 use wasmpod::runner::{self, PodProcess, Prepare, RunOptions, Shutdown};
 use wasmpod::status::{Phase, PodStatus};
-use wasmpod::{Engine, EngineConfig, ErrorKind};
+use wasmpod::{Engine, EngineConfig, ErrorKind, control};
 
 #[derive(Parser)]
 #[command(
@@ -52,10 +52,62 @@ enum Command {
         #[arg(required = true)]
         modules: Vec<PathBuf>,
     },
-    /// Print a container's logs from a pod directory
+    /// List pods (run by `wasmpod run`, detached or not), as `kubectl get pods` does
+    Ps {
+        #[command(flatten)]
+        state: StateArgs,
+        /// Only this namespace's pods
+        #[arg(
+            short,
+            long,
+            default_value = "default",
+            conflicts_with = "all_namespaces"
+        )]
+        namespace: String,
+        /// Every namespace's pods (with a NAMESPACE column)
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        /// `wide` adds each pod's process and directory; `json` prints a `kind: List` of the
+        /// pods (`kubectl get pods -o json`)
+        #[arg(short, long, value_enum)]
+        output: Option<PsOutput>,
+    },
+    /// Stop a running pod gracefully (each container's preStop hook and termination request,
+    /// then a hard stop when its grace period is over) and wait until it ended
+    Stop {
+        /// The pod's name
+        pod: String,
+        #[command(flatten)]
+        state: StateArgs,
+        /// Its namespace
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+        /// Override the pod's terminationGracePeriodSeconds (e.g. 5s; 0s kills at once)
+        #[arg(long, value_parser = parse_duration)]
+        grace_period: Option<Duration>,
+    },
+    /// Remove a pod that ended: its directory (logs included)
+    Rm {
+        /// The pod's name
+        pod: String,
+        #[command(flatten)]
+        state: StateArgs,
+        /// Its namespace
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+        /// Kill the pod first if it still runs
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Print a container's logs
     Logs {
-        /// The pod directory (`wasmpod run` prints it)
-        pod_dir: PathBuf,
+        /// The pod: its name, or its directory (`wasmpod run` prints it)
+        pod: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
+        /// The pod's namespace, when it is named
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
         /// The container
         #[arg(short, long)]
         container: String,
@@ -90,18 +142,43 @@ enum ImageCommand {
     },
 }
 
+/// Where pod directories are.
 #[derive(clap::Args)]
-struct RunArgs {
-    /// The Pod manifest (YAML or JSON)
-    manifest: PathBuf,
-    /// Final output: `text` prints status lines as they change; `json` prints the final
-    /// Kubernetes PodStatus on stdout (logs and status lines then go to stderr)
-    #[arg(short, long, value_enum, default_value_t = Output::Text)]
-    output: Output,
+struct StateArgs {
     /// Where pod directories (volumes, logs) are kept [default: /run/wasmpod as root, else
     /// $XDG_RUNTIME_DIR/wasmpod]
     #[arg(long, env = "WASMPOD_STATE_DIR")]
     state_dir: Option<PathBuf>,
+}
+
+impl StateArgs {
+    fn dir(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(runner::default_state_dir)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PsOutput {
+    Wide,
+    Json,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The Pod manifest (YAML or JSON)
+    manifest: PathBuf,
+    /// Run the pod in the background: print its name once it started and return (`wasmpod
+    /// ps`, `logs`, `stop` and `rm` manage it)
+    #[arg(short, long, conflicts_with = "output")]
+    detach: bool,
+    /// Final output: `text` prints status lines as they change; `json` prints the final
+    /// Kubernetes PodStatus on stdout (logs and status lines then go to stderr)
+    #[arg(short, long, value_enum)]
+    output: Option<Output>,
+    #[command(flatten)]
+    state: StateArgs,
     /// First restart back-off delay; doubles up to 30x (Kubernetes: 10s)
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     backoff_base: Duration,
@@ -179,12 +256,64 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Logs {
-            pod_dir,
+            pod,
+            state,
+            namespace,
             container,
             attempt,
             timestamps,
-        } => print_logs(&pod_dir, &container, attempt, timestamps),
+        } => {
+            // A name (no `/`) is looked up among the pods; anything else is a directory.
+            let dir = match pod.to_str().filter(|name| !name.contains('/')) {
+                Some(name) => control::find(&state.dir(), &namespace, name)?.dir,
+                None => PodDir::new(&pod),
+            };
+            print_logs(&dir, &container, attempt, timestamps)
+        }
+        Command::Run(args) if args.detach && std::env::var_os(DETACHED).is_none() => detach(&args),
         Command::Run(args) => run(cli.cache_dir, args),
+        Command::Ps {
+            state,
+            namespace,
+            all_namespaces,
+            output,
+        } => ps(
+            &state.dir(),
+            (!all_namespaces).then_some(namespace.as_str()),
+            output,
+        ),
+        Command::Stop {
+            pod,
+            state,
+            namespace,
+            grace_period,
+        } => {
+            let found = control::find(&state.dir(), &namespace, &pod)?;
+            control::stop(&found, grace_period)?;
+            println!("{pod}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rm {
+            pod,
+            state,
+            namespace,
+            force,
+        } => {
+            let mut found = control::find(&state.dir(), &namespace, &pod)?;
+            if force && found.record.is_running() {
+                match control::stop(&found, Some(Duration::ZERO))? {
+                    Some(record) => found.record = record,
+                    // It removed itself as it ended (`run --rm`).
+                    None => {
+                        println!("{pod}");
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                }
+            }
+            control::remove(&found)?;
+            println!("{pod}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Image(ImageCommand::Build {
             module,
             output,
@@ -212,21 +341,82 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Set in the environment of the pod process `wasmpod run -d` starts: it is the detached one.
+const DETACHED: &str = "WASMPOD_DETACHED_CHILD";
+
+/// `wasmpod run -d`: the manifest is checked here, then the same command runs again as a
+/// process of its own session (the pod process), which says `started` on its stdout once the
+/// pod's sandbox exists; then this prints the pod's name and returns. A pod process that fails
+/// before that exits with its error on its stderr, which becomes ours, and its exit code.
+fn detach(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    use std::io::{BufRead as _, Read as _};
+    use std::process::Stdio;
+    let spec = wasmpod::spec::parse_pod_file(&args.manifest)?;
+    let exe = std::env::current_exe().context("find wasmpod's own executable")?;
+    let mut child = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(DETACHED, "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("start the pod process")?;
+    let mut said = String::new();
+    if let Some(stdout) = child.stdout.take() {
+        std::io::BufReader::new(stdout)
+            .read_line(&mut said)
+            .context("read from the pod process")?;
+    }
+    if said.trim_end() == "started" {
+        println!("{}", spec.name);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut error = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        let _ = stderr.read_to_string(&mut error);
+    }
+    let status = child.wait().context("wait for the pod process")?;
+    eprint!("{error}");
+    let code = status
+        .code()
+        .and_then(|c| u8::try_from(c).ok())
+        .unwrap_or(125);
+    Ok(ExitCode::from(code))
+}
+
+/// The detached pod process, once its pod's sandbox exists: tells `wasmpod run -d` it started,
+/// then leaves the terminal's pipes (stdout to /dev/null, stderr to the pod's process log).
+fn detached_started(dir: &PodDir) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(b"started\n")?;
+    stdout.flush()?;
+    let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.process_log())?;
+    rustix::stdio::dup2_stdout(&null)?;
+    rustix::stdio::dup2_stderr(&log)?;
+    Ok(())
+}
+
 /// `wasmpod run`: the pod process is prepared (nothing is made before the manifest, admission
 /// and images passed), run in the foreground, and torn down whatever happened.
 fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let detached = args.detach;
+    if detached {
+        // A session of its own: the terminal's Ctrl-C and hangup are not the pod's.
+        rustix::process::setsid().context("start a session for the detached pod")?;
+    }
+    let json = args.output == Some(Output::Json);
     let spec = wasmpod::spec::parse_pod_file(&args.manifest)?;
     let engine = engine(cache_dir)?;
-    let mut prepare = Prepare::new(
-        args.state_dir
-            .clone()
-            .unwrap_or_else(runner::default_state_dir),
-    );
+    let mut prepare = Prepare::new(args.state.dir());
     prepare.host = host_config(&args, &spec)?;
     prepare.node = Some(node(&args));
     let unconfined = prepare.host.is_none();
     let process = PodProcess::prepare(&engine, spec, prepare)?;
-    let console = Console::new(args.output == Output::Json);
+    let console = Console::new(json);
     if unconfined {
         console
             .note("wasmpod: not running as root: the pod gets no cgroup and no network namespace");
@@ -258,6 +448,17 @@ fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> anyhow::Result<ExitCode> {
         ..RunOptions::default()
     };
     options.network.policy = args.network;
+    if detached {
+        // Nobody watches: the pod's output is in its log files, its status in its record.
+        options.on_status = None;
+        options.on_log = None;
+        let dir = process.dir().clone();
+        options.on_sandbox = Some(Arc::new(move |_: &wasmpod::pod::Sandbox| {
+            if let Err(error) = detached_started(&dir) {
+                tracing::warn!(%error, "cannot detach from the terminal");
+            }
+        }));
+    }
     let finished = process.run_to_end(options, Shutdown::new(), args.rm)?;
     if let Some(error) = &finished.host_error {
         console.note(&format!("wasmpod: host layer teardown: {error}"));
@@ -265,7 +466,7 @@ fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &finished.dir {
         console.note(&format!("pod directory: {}", dir.path().display()));
     }
-    if args.output == Output::Json {
+    if json {
         println!(
             "{}",
             serde_json::to_string_pretty(&finished.status.to_json())?
@@ -276,6 +477,110 @@ fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `wasmpod ps`: the pods with a record under `state_dir` (of `namespace`, or all), as
+/// `kubectl get pods` shows them.
+fn ps(
+    state_dir: &Path,
+    namespace: Option<&str>,
+    output: Option<PsOutput>,
+) -> anyhow::Result<ExitCode> {
+    let pods: Vec<control::FoundPod> = control::list(state_dir)
+        .into_iter()
+        .filter(|pod| namespace.is_none_or(|ns| pod.record.metadata.namespace == ns))
+        .collect();
+    if output == Some(PsOutput::Json) {
+        let items: Vec<&control::PodRecord> = pods.iter().map(|pod| &pod.record).collect();
+        let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if pods.is_empty() {
+        match namespace {
+            Some(ns) => eprintln!("No resources found in {ns} namespace."),
+            None => eprintln!("No resources found"),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let now = jiff::Timestamp::now();
+    let mut rows = vec![];
+    let mut header = vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE"];
+    if namespace.is_none() {
+        header.insert(0, "NAMESPACE");
+    }
+    if output == Some(PsOutput::Wide) {
+        header.extend(["PID", "POD DIR"]);
+    }
+    rows.push(header.iter().map(|h| h.to_string()).collect::<Vec<_>>());
+    for pod in &pods {
+        let record = &pod.record;
+        let age = now.duration_since(record.metadata.creation_timestamp);
+        let mut row = vec![
+            record.metadata.name.clone(),
+            record.wasmpod.ready.clone(),
+            record.summary().to_owned(),
+            record.wasmpod.restarts.to_string(),
+            human_age(age.unsigned_abs()),
+        ];
+        if namespace.is_none() {
+            row.insert(0, record.metadata.namespace.clone());
+        }
+        if output == Some(PsOutput::Wide) {
+            let pid = if record.is_running() {
+                record.wasmpod.pid.to_string()
+            } else {
+                "-".into()
+            };
+            row.extend([pid, pod.dir.path().display().to_string()]);
+        }
+        rows.push(row);
+    }
+    print!("{}", table(&rows));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rows` in columns three spaces apart, as kubectl prints them.
+fn table(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}   ", width = widths[c]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// A pod's age as kubectl prints it (`45s`, `3m12s`, `25m`, `5h10m`, `3d4h`, `12d`).
+fn human_age(age: Duration) -> String {
+    let s = age.as_secs();
+    let (m, h, d) = (s / 60, s / 3600, s / 86400);
+    match () {
+        () if s < 120 => format!("{s}s"),
+        () if m < 10 => format!("{m}m{}s", s % 60),
+        () if m < 180 => format!("{m}m"),
+        () if h < 8 => format!("{h}h{}m", m % 60),
+        () if h < 48 => format!("{h}h"),
+        () if h < 192 => format!("{d}d{}h", h % 24),
+        () => format!("{d}d"),
+    }
 }
 
 /// The node the pod must fit: this machine, or what `--node-memory` / `--node-cpu` say.
@@ -374,12 +679,12 @@ impl Console {
 }
 
 fn print_logs(
-    pod_dir: &Path,
+    pod: &PodDir,
     container: &str,
     attempt: Option<u32>,
     timestamps: bool,
 ) -> anyhow::Result<ExitCode> {
-    let pod = PodDir::new(pod_dir);
+    let pod_dir = pod.path();
     let attempt = match attempt {
         Some(n) => n,
         None => pod
@@ -444,6 +749,14 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Bad input (a manifest, a module) exits 2; a pod that does not fit the node exits 3;
 /// anything else is wasmpod's own failure.
 fn exit_code(e: &anyhow::Error) -> u8 {
+    // A pod not found, or refusing (running when removed): the caller's, as kubectl's 1.
+    if let Some(e) = e.downcast_ref::<control::ControlError>() {
+        return if e.kind() == ErrorKind::Internal {
+            125
+        } else {
+            1
+        };
+    }
     if e.downcast_ref::<wasmpod::Error>()
         .is_some_and(|e| e.kind() == ErrorKind::ResourceExhausted)
     {
@@ -479,4 +792,34 @@ fn init_tracing(verbose: bool) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_as_kubectl_prints_them() {
+        let cases = [
+            (45, "45s"),
+            (119, "119s"),
+            (192, "3m12s"),
+            (25 * 60, "25m"),
+            (5 * 3600 + 600, "5h10m"),
+            (30 * 3600, "30h"),
+            (3 * 86400 + 4 * 3600, "3d4h"),
+            (12 * 86400, "12d"),
+        ];
+        for (seconds, age) in cases {
+            assert_eq!(human_age(Duration::from_secs(seconds)), age, "{seconds}s");
+        }
+    }
+
+    #[test]
+    fn columns_are_three_spaces_apart() {
+        let rows = [["NAME", "READY"], ["a-long-name", "1/1"]]
+            .map(|row| row.map(String::from).to_vec())
+            .to_vec();
+        assert_eq!(table(&rows), "NAME          READY\na-long-name   1/1\n");
+    }
 }

@@ -16,6 +16,7 @@
 
 pub mod admission;
 pub mod blocking;
+pub mod control;
 pub mod engine;
 pub mod error;
 pub mod harness;

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use wasmpod::harness::PodBuilder;
+use wasmpod::harness::{LivePod, PodBuilder};
 use wasmpod::status::{ContainerRecord, Phase, PodStatus, State};
 use wasmpod_guests as guests;
 
@@ -64,6 +64,32 @@ fn sidecar(name: &str, code: i32, post: &str) -> String {
 
 fn container<'a>(status: &'a PodStatus, name: &str) -> &'a ContainerRecord {
     status.container(name).expect("the container's status")
+}
+
+/// An app container `app` that works until its termination request (then notes it in
+/// `/data/app.out`), with `lifecycle` (YAML fields, indented by four).
+fn app(lifecycle: &str) -> String {
+    format!(
+        "  - name: app
+    image: {graceful}
+    args: [/data/app.out]
+    {MOUNTS}
+{lifecycle}
+",
+        graceful = guests::GRACEFUL_P1,
+    )
+}
+
+/// Waits until container `name` was restarted `times` times.
+async fn wait_restarted(live: &LivePod, name: &str, times: u32) {
+    let restarted = live
+        .wait_for(|s| container(s, name).restart_count >= times)
+        .await;
+    assert!(
+        restarted.is_some(),
+        "{name} never restarted: {:?}",
+        live.status()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -153,21 +179,14 @@ async fn a_sidecar_restarts_whatever_the_pods_policy_and_counts_in_ready() {
     args: ['0']
     restartPolicy: Always
   containers:
-  - name: app
-    image: {graceful}
-    args: [/data/app.out]
-    {MOUNTS}
-",
+{app}",
             exit = guests::EXIT_P1,
-            graceful = guests::GRACEFUL_P1,
+            app = app(""),
         ),
     );
     let run = pod
         .run_with(DEADLINE, |live| async move {
-            let restarted = live
-                .wait_for(|s| container(s, "flaky").restart_count >= 2)
-                .await;
-            assert!(restarted.is_some(), "never restarted: {:?}", live.status());
+            wait_restarted(&live, "flaky", 2).await;
             let status = live.status();
             assert_eq!(status.ready().1, 2, "READY counts the sidecar: {status:?}");
             assert!(container(&status, "app").is_running());
@@ -184,22 +203,13 @@ async fn a_failing_post_start_hook_kills_the_container_before_it_counts_as_start
     let pod = manifest(
         "OnFailure",
         &format!(
-            "  containers:
-  - name: app
-    image: {graceful}
-    args: [/data/app.out]
-    {MOUNTS}
-    lifecycle: {{postStart: {{exec: {{command: [cat, /data/missing]}}}}}}
-",
-            graceful = guests::GRACEFUL_P1,
+            "  containers:\n{}",
+            app("    lifecycle: {postStart: {exec: {command: [cat, /data/missing]}}}")
         ),
     );
     let run = pod
         .run_with(DEADLINE, |live| async move {
-            let restarted = live
-                .wait_for(|s| container(s, "app").restart_count >= 2)
-                .await;
-            assert!(restarted.is_some(), "never restarted: {:?}", live.status());
+            wait_restarted(&live, "app", 2).await;
         })
         .await
         .expect("run");
@@ -217,14 +227,10 @@ async fn post_start_completes_before_the_container_is_started() {
     let pod = manifest(
         "Never",
         &format!(
-            "  containers:
-  - name: app
-    image: {graceful}
-    args: [/data/app.out]
-    {MOUNTS}
-    lifecycle: {{postStart: {{exec: {{command: [/guests/cat.wasm, --wait-ms, '30000', /data/go]}}}}}}
-",
-            graceful = guests::GRACEFUL_P1,
+            "  containers:\n{}",
+            app(
+                "    lifecycle: {postStart: {exec: {command: [/guests/cat.wasm, --wait-ms, '30000', /data/go]}}}"
+            )
         ),
     );
     pod.run_with(DEADLINE, |live| async move {

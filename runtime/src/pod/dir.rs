@@ -6,6 +6,9 @@
 //! <pod dir>/run/<container>/            control directories (the termination file)
 //! <pod dir>/modules/                    modules the shim took from images' Wasm layers
 //! <pod dir>/host.json                   the host layer's record, for recovery after a crash
+//! <pod dir>/pod.json                    the pod process's record: the pod and its status
+//! <pod dir>/control.sock                the pod process's control socket
+//! <pod dir>/wasmpod.log                 a detached pod process's own log
 //! ```
 //!
 //! Everything else (the CLI, the shim, the harness, recovery) asks a [`PodDir`] for a path
@@ -145,6 +148,21 @@ impl PodDir {
     pub fn host_record(&self) -> PathBuf {
         self.path.join("host.json")
     }
+
+    /// The pod process's record of the pod ([`crate::control::PodRecord`]).
+    pub fn record(&self) -> PathBuf {
+        self.path.join("pod.json")
+    }
+
+    /// The pod process's control socket ([`crate::control`]).
+    pub fn control_socket(&self) -> PathBuf {
+        self.path.join("control.sock")
+    }
+
+    /// A detached pod process's own log (its stderr once detached).
+    pub fn process_log(&self) -> PathBuf {
+        self.path.join("wasmpod.log")
+    }
 }
 
 #[cfg(test)]
@@ -173,6 +191,14 @@ mod tests {
         assert_eq!(
             dir.host_record(),
             Path::new("/run/wasmpod/default_web_1/host.json")
+        );
+        assert_eq!(
+            dir.record(),
+            Path::new("/run/wasmpod/default_web_1/pod.json")
+        );
+        assert_eq!(
+            dir.control_socket(),
+            Path::new("/run/wasmpod/default_web_1/control.sock")
         );
         if Path::new(SHM).is_dir() {
             let memory = dir.empty_dir_path("mem", true);

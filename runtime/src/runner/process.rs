@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use super::{RunOptions, Shutdown};
 use crate::admission::{Admission, Node};
+use crate::control::{ControlSocket, PodRecord};
 use crate::engine::{Engine, Image};
 use crate::error::{Error, Result};
 use crate::host::{self, CgroupStats, HostConfig, HostError, HostLayer};
@@ -230,23 +231,57 @@ impl PodProcess {
     /// The whole life of a process that holds only this pod: a tokio runtime of its own,
     /// [`PodProcess::run`], then [`PodProcess::teardown`] whatever happened. With
     /// `options.follow_signals`, the first SIGINT or SIGTERM terminates the pod gracefully and
-    /// the next kills it.
+    /// the next kills it. Other processes manage it through [`crate::control`]: its record is
+    /// kept in the pod directory from before it starts to after it ended, and its control
+    /// socket serves while it runs.
     pub fn run_to_end(
         self,
-        options: RunOptions,
+        mut options: RunOptions,
         shutdown: Shutdown,
         remove_dir: bool,
     ) -> Result<Finished> {
+        let dir = self.host.dir().clone();
+        let created = jiff::Timestamp::now();
+        let initial = PodStatus::new(&self.spec).with_warnings(self.warnings());
+        let control = std::fs::create_dir_all(dir.path())
+            .and_then(|()| PodRecord::new(&self.spec, created, &initial, false).write(&dir))
+            .and_then(|()| ControlSocket::bind(&dir))
+            .map_err(|e| Error::io("publish the pod", dir.control_socket(), e))?;
+        // Every status change is recorded, the latest first, by a task of its own.
+        let (changed, mut latest) = tokio::sync::watch::channel(initial);
+        let observer = options.on_status.take();
+        options.on_status = Some(Arc::new(move |status: &PodStatus| {
+            if let Some(observer) = &observer {
+                observer(status);
+            }
+            changed.send_replace(status.clone());
+        }));
         let runtime = tokio::runtime::Runtime::new()
-            .map_err(|e| Error::io("start tokio runtime", self.host.dir().path(), e))?;
+            .map_err(|e| Error::io("start tokio runtime", dir.path(), e))?;
         let result = runtime.block_on(async {
             if options.follow_signals {
                 tokio::spawn(stop_on_signals(shutdown.clone()));
             }
+            if let Err(error) = control.serve(shutdown.clone()) {
+                tracing::warn!(%error, "cannot serve the control socket");
+            }
+            let spec = self.spec.clone();
+            let record_dir = dir.clone();
+            tokio::spawn(async move {
+                while latest.changed().await.is_ok() {
+                    let record = PodRecord::new(&spec, created, &latest.borrow_and_update(), false);
+                    let dir = record_dir.clone();
+                    let written = crate::blocking::unblocked(move || record.write(&dir)).await;
+                    if let Err(error) = written {
+                        tracing::warn!(%error, "cannot record the pod's status");
+                    }
+                }
+            });
             self.run(options, shutdown).await
         });
         drop(runtime);
-        let dir = (!remove_dir).then(|| self.host.dir().clone());
+        let kept = (!remove_dir).then(|| dir.clone());
+        let spec = self.spec.clone();
         let teardown = self.teardown(remove_dir);
         let mut status = match result {
             Ok(status) => status,
@@ -254,6 +289,12 @@ impl PodProcess {
                 if let Some(host_error) = teardown.error {
                     tracing::warn!(error = %host_error, "host layer teardown");
                 }
+                // The record says the pod ended, failed.
+                let mut failed = PodStatus::new(&spec);
+                failed.phase = crate::status::Phase::Failed;
+                failed.reason = Some("Error".into());
+                failed.message = Some(error.to_string());
+                control.close(&spec, created, &failed, remove_dir);
                 return Err(error);
             }
         };
@@ -261,10 +302,11 @@ impl PodProcess {
             peak_rss: peak_rss(),
             cgroup: teardown.cgroup,
         });
+        control.close(&spec, created, &status, remove_dir);
         Ok(Finished {
             status,
             host_error: teardown.error,
-            dir: dir.filter(|d| d.path().exists()),
+            dir: kept.filter(|d| d.path().exists()),
         })
     }
 }
