@@ -498,14 +498,12 @@ impl Pod {
 
     /// Graceful stop of a running container within `grace`, cut short by [`Shutdown::kill`].
     async fn stop(&self, name: &str, grace: Duration) -> Result<ExitStatus> {
-        // A kill already asked for wins: the container is not asked to stop first.
         let stopped = tokio::select! {
-            biased;
+            stopped = self.sandbox.stop_container(name, grace) => stopped?,
             () = self.shutdown.kill.cancelled() => {
                 self.sandbox.kill_container(name)?;
                 Some(self.sandbox.wait_container(name).await?)
             }
-            stopped = self.sandbox.stop_container(name, grace) => stopped?,
         };
         Ok(stopped.unwrap_or_else(|| ExitStatus::killed("stopped before it started")))
     }

@@ -257,16 +257,18 @@ async fn gang_admission_refuses_or_admits_the_whole_pod() {
 
 #[tokio::test]
 async fn an_empty_dir_past_its_size_limit_gets_the_pod_evicted() {
+    // `small` writes within the limit and ends before the filler starts (an init container:
+    // as an app container it would race the eviction, which kills whatever still runs).
     let run = PodBuilder::new("evicted")
         .empty_dir_with_limit("scratch", MI)
-        .container(
-            Container::new("filler", guests::FILL_P1)
-                .args(["/scratch/blob", &(2 * MI).to_string(), "600000"])
+        .init_container(
+            Container::new("small", guests::FILL_P2)
+                .args(["/scratch/small", "1000"])
                 .mount("scratch", "/scratch"),
         )
         .container(
-            Container::new("small", guests::FILL_P2)
-                .args(["/scratch/small", "1000"])
+            Container::new("filler", guests::FILL_P1)
+                .args(["/scratch/blob", &(2 * MI).to_string(), "600000"])
                 .mount("scratch", "/scratch"),
         )
         .run(DEADLINE)
